@@ -98,7 +98,7 @@ type Found struct {
 	// Extra are further copies of the same source: ours, safe to delete once Copy is
 	// verified.
 	Extra []cms.Certificate
-	// Conflicts are certificates with the source's name that are not copies of it.
+	// Conflicts are certificates with the source's name that carry no marker at all.
 	// They are reported and never written.
 	Conflicts []cms.Certificate
 }
@@ -113,7 +113,11 @@ func Find(backup []cms.Certificate, sourceCRN, sourceName string) Found {
 		case IsCopyOf(c, sourceCRN):
 			copies = append(copies, c)
 		case c.Name == sourceName:
-			f.Conflicts = append(f.Conflicts, c)
+			// A copy of another source with the same name is not a conflict: two source
+			// certificates may share a name, and their copies keep them apart.
+			if _, marked := SourceOf(c.Description); !marked {
+				f.Conflicts = append(f.Conflicts, c)
+			}
 		}
 	}
 	if len(copies) > 0 {
