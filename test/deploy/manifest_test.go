@@ -327,7 +327,8 @@ func manifestProblems(doc string) []string {
 				bad("reconcileTimer: trigger_payload must be `type: json` with a `value:` object")
 			default:
 				for _, c := range tp.get("value").children {
-					if _, clash := wantInputs[c.key]; clash || c.key == "mode" || c.key == "data" {
+					// Nor the reconcile's own switches: a timer must not turn on prune or dry_run.
+					if _, clash := wantInputs[c.key]; clash || slices.Contains([]string{"mode", "data", "prune", "dry_run", "concurrency", "max_concurrency"}, c.key) {
 						bad("reconcileTimer: trigger_payload names the action input %q", c.key)
 					}
 				}
@@ -421,6 +422,7 @@ func TestManifestCheckerCatches(t *testing.T) {
 		"reconcile web":    {replace("          web: false", "          web: true"), "reconcile: web"},
 		"rule target":      {replace("action: reconcile", "action: notify"), "reconcileRule must bind"},
 		"payload clash":    {replace("fired_by: reconcileTimer", "mode: notify"), `names the action input "mode"`},
+		"payload prune":    {replace("fired_by: reconcileTimer", "prune: true"), `names the action input "prune"`},
 		"bad param key":    {replace("type: json", "kind: json"), `unknown parameter trigger_payload key "kind"`},
 		"tab":              {replace("          web: true", "\t  web: true"), "tab"},
 		"list":             {replace("          web: true", "          web:\n            - true"), "lists"},
