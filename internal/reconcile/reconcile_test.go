@@ -229,10 +229,10 @@ func TestDryRunPlansWhatRunDoes(t *testing.T) {
 	w := newWorld(t, 2)
 	srcs := w.seed(8)
 	requireRun(t, w.engine(w.source, w.backups[0]), Options{})
-	w.renew(t, srcs[0])                                           // reimport in backup 0, import in backup 1
+	w.renew(t, srcs[0])                                          // reimport in backup 0, import in backup 1
 	require.NoError(t, w.sim.SetName(srcs[1], "renamed", "new")) // update
-	require.NoError(t, w.sim.Delete(srcs[2]))                     // orphan in backup 0
-	c3 := stored(t, w, srcs[3])                                   // duplicate in backup 0
+	require.NoError(t, w.sim.Delete(srcs[2]))                    // orphan in backup 0
+	c3 := stored(t, w, srcs[3])                                  // duplicate in backup 0
 	w.sim.Seed(w.backups[0], c3.Name, match.CopyDescription(c3.Description, c3.ID), issuedOf(c3))
 
 	opts := Options{Prune: true}
