@@ -32,7 +32,12 @@ var regions = []string{"us-south", "eu-de", "eu-gb", "jp-tok"}
 
 func newWorld(tb testing.TB, nBackups int) *world {
 	tb.Helper()
-	sim, err := simulator.New(simulator.Options{})
+	return newWorldWith(tb, nBackups, simulator.Options{})
+}
+
+func newWorldWith(tb testing.TB, nBackups int, opts simulator.Options) *world {
+	tb.Helper()
+	sim, err := simulator.New(opts)
 	require.NoError(tb, err)
 	srv := httptest.NewServer(sim)
 	tb.Cleanup(srv.Close)
