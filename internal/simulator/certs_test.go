@@ -68,7 +68,7 @@ func TestImport(t *testing.T) {
 			} else {
 				res = call(t, http.MethodPost, url, tok, tc.body)
 			}
-			require.Equal(t, tc.status, res.status, "%s", res.body)
+			require.Equal(t, tc.status, res.status, "%s", res)
 			if tc.status != 200 {
 				assert.Equal(t, tc.code, res.errorCode(t))
 				if tc.message != "" {
@@ -149,7 +149,7 @@ func TestReimportHistory(t *testing.T) {
 	second := issue(t, "b.example.com", "a.example.com") // same set, other order
 	f.clock.Advance(time.Second)
 	res := call(t, http.MethodPut, url, tok, map[string]string{"content": second.CertPEM, "priv_key": second.KeyPEM, "intermediate": second.Intermediate})
-	require.Equal(t, 200, res.status, "%s", res.body)
+	require.Equal(t, 200, res.status, "%s", res)
 	var m Metadata
 	res.json(t, &m)
 	assert.Equal(t, id, m.ID, "the CRN stays")
@@ -187,7 +187,7 @@ func TestReimportHistory(t *testing.T) {
 			} else {
 				res = call(t, http.MethodPut, url, tok, tc.body)
 			}
-			require.Equal(t, tc.status, res.status, "%s", res.body)
+			require.Equal(t, tc.status, res.status, "%s", res)
 			assert.Equal(t, tc.code, res.errorCode(t))
 		})
 	}
@@ -227,7 +227,7 @@ func TestRateLimits(t *testing.T) {
 			f.clock.Advance(2 * time.Minute)
 			for i := range 5 {
 				res := call(t, o.method, o.url, tok, o.body)
-				require.Equal(t, 200, res.status, "call %d: %s", i+1, res.body)
+				require.Equal(t, 200, res.status, "call %d: %s", i+1, res)
 				f.clock.Advance(time.Second)
 			}
 			res := call(t, o.method, o.url, tok, o.body)
@@ -339,7 +339,7 @@ func TestListPaging(t *testing.T) {
 		url, pages := firstURL, 0
 		for {
 			res := call(t, http.MethodGet, url, tok, nil)
-			require.Equal(t, 200, res.status, "%s", res.body)
+			require.Equal(t, 200, res.status, "%s", res)
 			var l ListResponse
 			res.json(t, &l)
 			pages++
@@ -415,7 +415,7 @@ func TestListPaging(t *testing.T) {
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
 			res := call(t, http.MethodGet, base+tc.query, tok, nil)
-			assert.Equal(t, 400, res.status, "%s", res.body)
+			assert.Equal(t, 400, res.status, "%s", res)
 		})
 	}
 
@@ -462,7 +462,7 @@ func TestOrderAndRenewOverHTTP(t *testing.T) {
 		"domain_validation_method": "dns-01", "dns_provider_instance_crn": "crn:v1:bluemix:public:internet-svcs:global:a/x:y::",
 		"issuer": "Let's Encrypt", "algorithm": "sha256WithRSAEncryption", "auto_renew_enabled": true,
 	})
-	require.Equal(t, 200, res.status, "%s", res.body)
+	require.Equal(t, 200, res.status, "%s", res)
 	var m Metadata
 	res.json(t, &m)
 	assert.False(t, m.Imported)
@@ -479,7 +479,7 @@ func TestOrderAndRenewOverHTTP(t *testing.T) {
 	require.NoError(t, err, "an ordered certificate comes with its key and chain")
 
 	res = call(t, http.MethodPost, f.api("us-south", "/api/v1/certificate/{}/renew", m.ID), tok, map[string]bool{"rotate_keys": false})
-	require.Equal(t, 200, res.status, "%s", res.body)
+	require.Equal(t, 200, res.status, "%s", res)
 	var r Metadata
 	res.json(t, &r)
 	assert.Equal(t, m.ID, r.ID)
@@ -502,7 +502,7 @@ func TestOrderAndRenewOverHTTP(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f.clock.Advance(time.Minute) // orders are limited to 5 a minute
 			res := call(t, http.MethodPost, f.api("us-south", "/api/v1/{}/certificates/order", inst), tok, body)
-			assert.Equal(t, 400, res.status, "%s", res.body)
+			assert.Equal(t, 400, res.status, "%s", res)
 		})
 	}
 }

@@ -84,5 +84,16 @@
 //  18. A request delayed by SetLatency or a Fault is still carried out when the client
 //     gives up while waiting, as by a server that has already accepted it: a timed-out
 //     write may have happened. Fault.AfterOp goes further: the write happens and the
-//     response is replaced or dropped.
+//     response is replaced or dropped. Faults act before authentication, like a gateway.
+//  19. In notifications, domains is the certificate's domains joined with "," (no
+//     space); the reference shows only single-domain examples.
+//
+// # The Go API
+//
+// Tests and the demo set up and inspect state without HTTP: AddAPIKey/Grant,
+// AddInstance, Seed (a first import, no event), Order/Renew/Reimport (with their events),
+// SendEvent (the service's scheduled events), AddChannel (any payload version), Sign and
+// RotateKey, Snapshot/Get/Delete, Inject/SetLatency/SetSeed, and the records Requests,
+// Count, Writes, Deliveries and SentTokens. These calls are not logged and not rate
+// limited; they run the same validation as the API where one exists.
 package simulator

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -102,9 +103,19 @@ type result struct {
 	body   []byte
 }
 
+// String is the body for failure messages, unless it may hold a key or a token: test
+// output must not carry them either.
+func (r result) String() string {
+	b := string(r.body)
+	if strings.Contains(b, "PRIVATE KEY") || strings.Contains(b, "_token") {
+		return fmt.Sprintf("<%d-byte body withheld>", len(b))
+	}
+	return b
+}
+
 func (r result) json(t *testing.T, v any) {
 	t.Helper()
-	require.NoError(t, json.Unmarshal(r.body, v), "body: %s", r.body)
+	require.NoError(t, json.Unmarshal(r.body, v), "body: %s", r)
 }
 
 func (r result) errorCode(t *testing.T) string {

@@ -27,7 +27,7 @@ const capturedTestToken = "eyJhbGciOiJSUzI1NiJ9.eyJpbnN0YW5jZV9jcm4iOiJjcm46djE6
 func servedKey(t *testing.T, f *fixture, region, inst string) *rsa.PublicKey {
 	t.Helper()
 	res := call(t, http.MethodGet, f.api(region, "/api/v1/instances/{}/notifications/publicKey?keyFormat=pem", inst), "", nil)
-	require.Equal(t, 200, res.status, "%s", res.body)
+	require.Equal(t, 200, res.status, "%s", res)
 	var body map[string]string
 	res.json(t, &body)
 	require.Len(t, body, 1)
@@ -104,7 +104,7 @@ func TestChannelsOverHTTP(t *testing.T) {
 	f.sim.allowHTTP = true
 	f.sim.mu.Unlock()
 	res := call(t, http.MethodPut, chURL, tok, map[string]any{"type": "url", "endpoint": rcv.srv.URL + "/hook", "is_active": true})
-	require.Equal(t, 200, res.status, "%s", res.body)
+	require.Equal(t, 200, res.status, "%s", res)
 	var created Channel
 	res.json(t, &created)
 	assert.Equal(t, Channel{ID: created.ID, Type: "url", Endpoint: rcv.srv.URL + "/hook", IsActive: true, Version: 4}, created)
@@ -124,7 +124,7 @@ func TestChannelsOverHTTP(t *testing.T) {
 
 	testURL := f.api("us-south", "/api/v1/instances/{}/notifications/channels/"+created.ID+"/test", inst)
 	res = call(t, http.MethodPost, testURL, tok, nil)
-	require.Equal(t, 200, res.status, "%s", res.body)
+	require.Equal(t, 200, res.status, "%s", res)
 	toks := rcv.tokens(t)
 	require.Len(t, toks, 1, "only the tested channel")
 	assert.Equal(t, []string{"POST application/json"}, rcv.ctypes)

@@ -289,12 +289,9 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var resp response
-	switch {
-	case rerr != nil:
+	if rerr != nil {
 		resp = rerr.response()
-	case rt.handle == nil:
-		resp = notFound("resource").response()
-	default:
+	} else {
 		resp = s.dispatch(r, rt)
 	}
 	entry.handled = resp.status
@@ -305,6 +302,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	entry.Status = resp.status
 	s.record(entry)
+	writeResponse(w, resp)
+}
+
+func writeResponse(w http.ResponseWriter, resp response) {
 	for k, v := range resp.header {
 		w.Header()[k] = v
 	}
@@ -312,11 +313,9 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(resp.body)
 }
 
-// dispatch authenticates and authorises, then runs the handler.
+// dispatch authenticates and authorises (unless the operation is public: IAM, public
+// key), then runs the handler.
 func (s *Simulator) dispatch(r *http.Request, rt *route) response {
-	if rt.op == OpIAMToken {
-		return rt.handle(s, r, rt)
-	}
 	if rt.role != 0 {
 		if err := s.authorize(r, rt); err != nil {
 			return err.response()
@@ -385,31 +384,22 @@ func (s *Simulator) writeFault(w http.ResponseWriter, f *Fault, entry *logEntry)
 	}
 	entry.Status = f.Status
 	s.record(*entry)
-	if f.RetryAfter != "" {
-		w.Header().Set("Retry-After", f.RetryAfter)
-	}
+	var resp response
 	switch {
 	case f.Status >= 500:
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(f.Status)
-		_, _ = fmt.Fprintf(w, "%d %s\n", f.Status, http.StatusText(f.Status))
+		resp = response{status: f.Status, header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
+			body: []byte(fmt.Sprintf("%d %s\n", f.Status, http.StatusText(f.Status)))}
 	case entry.Op == OpIAMToken:
-		resp := iamError(f.Status, iamCodeBadRequest, "injected fault: "+http.StatusText(f.Status))
-		for k, v := range resp.header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(f.Status)
-		_, _ = w.Write(resp.body)
+		resp = iamError(f.Status, iamCodeBadRequest, "injected fault: "+http.StatusText(f.Status))
 	default:
 		code := codeBadRequest
 		if f.Status == http.StatusTooManyRequests {
 			code = codeRateLimited
 		}
-		resp := errorf(f.Status, code, "injected fault: %s", http.StatusText(f.Status)).response()
-		for k, v := range resp.header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(f.Status)
-		_, _ = w.Write(resp.body)
+		resp = errorf(f.Status, code, "injected fault: %s", http.StatusText(f.Status)).response()
 	}
+	if f.RetryAfter != "" {
+		resp.header.Set("Retry-After", f.RetryAfter)
+	}
+	writeResponse(w, resp)
 }

@@ -37,7 +37,7 @@ func TestIAMToken(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			res := call(t, http.MethodPost, f.srv.URL+"/identity/token", "", tc.form.Encode(), tc.contentType)
-			require.Equal(t, tc.wantStatus, res.status, "%s", res.body)
+			require.Equal(t, tc.wantStatus, res.status, "%s", res)
 			var body map[string]any
 			res.json(t, &body)
 			if tc.wantStatus != 200 {
@@ -118,7 +118,7 @@ func TestPathEncoding(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			res := call(t, http.MethodGet, tc.url, tok, nil)
-			require.Equal(t, tc.status, res.status, "%s", res.body)
+			require.Equal(t, tc.status, res.status, "%s", res)
 			if tc.status == 200 && strings.Contains(tc.url, "/metadata") {
 				var m Metadata
 				res.json(t, &m)
@@ -189,7 +189,7 @@ func TestRoles(t *testing.T) {
 				tok = "simtok-bogus"
 			}
 			res := call(t, tc.method, tc.url, tok, tc.body)
-			require.Equal(t, tc.status, res.status, "%s", res.body)
+			require.Equal(t, tc.status, res.status, "%s", res)
 			if tc.status >= 400 {
 				res.errorCode(t)
 				if tok != "" {

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/pemutil"
 	"github.com/certbackup/certbackup/internal/testpki"
 )
@@ -215,24 +216,36 @@ func (s *Simulator) addLocked(inst *instance, name, description string, v versio
 	return c, nil
 }
 
+// findCertLocked finds a certificate through the instance its CRN names.
+func (s *Simulator) findCertLocked(certCRN string) (*instance, *certificate, bool) {
+	c, err := crn.ParseCertificate(certCRN)
+	if err != nil {
+		return nil, nil, false
+	}
+	inst, ok := s.instances[c.InstanceCRN().String()]
+	if !ok {
+		return nil, nil, false
+	}
+	cert, ok := inst.certs[certCRN]
+	return inst, cert, ok
+}
+
 // certLocked finds a certificate as the regional deployment of region sees it.
 func (s *Simulator) certLocked(region, certCRN string) (*instance, *certificate, *apiError) {
-	for _, inst := range s.instances {
-		if c, ok := inst.certs[certCRN]; ok && inst.region == region {
-			return inst, c, nil
-		}
+	inst, c, ok := s.findCertLocked(certCRN)
+	if !ok || inst.region != region {
+		return nil, nil, notFound("certificate")
 	}
-	return nil, nil, notFound("certificate")
+	return inst, c, nil
 }
 
 // certAnyRegionLocked is certLocked for the Go API, which has no region prefix.
 func (s *Simulator) certAnyRegionLocked(certCRN string) (*instance, *certificate, error) {
-	for _, inst := range s.instances {
-		if c, ok := inst.certs[certCRN]; ok {
-			return inst, c, nil
-		}
+	inst, c, ok := s.findCertLocked(certCRN)
+	if !ok {
+		return nil, nil, fmt.Errorf("certificate %s: %w", certCRN, ErrNotFound)
 	}
-	return nil, nil, fmt.Errorf("certificate %s: %w", certCRN, ErrNotFound)
+	return inst, c, nil
 }
 
 // reimportLocked replaces the current version of c, keeping the old one.
@@ -304,10 +317,16 @@ func (s *Simulator) renewLocked(c *certificate, v version) *apiError {
 // ---- Go API: the test's own hand. Not logged, not rate limited. ----
 
 // Seed stores issued in the instance as a first import would (no notification: the
-// service sends none for an import). It panics on an unknown instance, invalid material
-// or a full instance: those are bugs in the test. Expired certificates are accepted, so
-// tests can set up expired ones.
+// service sends none for an import). It panics on an unknown instance, an invalid name,
+// description or material, or a full instance: those are bugs in the test. Expired
+// certificates are accepted, so tests can set up expired ones.
 func (s *Simulator) Seed(instanceCRN, name, description string, issued *testpki.Issued) (certCRN string) {
+	if aerr := checkName(&name); aerr != nil {
+		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
+	}
+	if aerr := checkDescription(description); aerr != nil {
+		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
+	}
 	v, aerr := checkMaterial(Data{Content: issued.CertPEM, PrivKey: issued.KeyPEM, Intermediate: issued.Intermediate}, s.now(), false)
 	if aerr != nil {
 		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
