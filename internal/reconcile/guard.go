@@ -162,28 +162,44 @@ func (t guardedTarget) Delete(ctx context.Context, cert string) error {
 	return err
 }
 
-// MetadataReader is implemented by a Target that can read one certificate's metadata
-// without its material. The reconcile reads a copy back this way after a label update.
+// MetadataReader is implemented by a Source or Target that can read one certificate's
+// metadata without its material. The reconcile reads a copy back this way after a label
+// update, and asks the source whether an orphan's certificate is really gone.
 type MetadataReader interface {
 	Metadata(ctx context.Context, certCRN string) (*cms.Certificate, error)
 }
 
-// Metadata reads a copy's metadata: through MetadataReader when the target has it,
-// through the client of a replicate.Instance, else by downloading the copy.
+// metadataOf reads a certificate's metadata from inner: through MetadataReader when it
+// has it, through the client of a replicate.Instance, else by downloading it.
+func metadataOf(ctx context.Context, inner any, cert string, download func(context.Context, string) (*cms.CertificateWithData, error)) (*cms.Certificate, error) {
+	switch in := inner.(type) {
+	case MetadataReader:
+		return in.Metadata(ctx, cert)
+	case replicate.Instance:
+		return in.Client.Metadata(ctx, cert)
+	case *replicate.Instance:
+		return in.Client.Metadata(ctx, cert)
+	}
+	d, err := download(ctx, cert)
+	if err != nil {
+		return nil, err
+	}
+	return &d.Certificate, nil
+}
+
+// Metadata reads a copy's metadata (see metadataOf).
 func (t guardedTarget) Metadata(ctx context.Context, cert string) (*cms.Certificate, error) {
 	return guarded(ctx, t.g, "metadata", cert, func() (*cms.Certificate, error) {
-		switch in := t.Target.(type) {
-		case MetadataReader:
-			return in.Metadata(ctx, cert)
-		case replicate.Instance:
-			return in.Client.Metadata(ctx, cert)
-		case *replicate.Instance:
-			return in.Client.Metadata(ctx, cert)
-		}
-		d, err := t.Target.Download(ctx, cert)
-		if err != nil {
-			return nil, err
-		}
-		return &d.Certificate, nil
+		return metadataOf(ctx, t.Target, cert, t.Target.Download)
+	})
+}
+
+// Metadata reads a source certificate's metadata (see metadataOf).
+func (s guardedSource) Metadata(ctx context.Context, cert string) (*cms.Certificate, error) {
+	return guarded(ctx, s.g, "metadata", cert, func() (*cms.Certificate, error) {
+		return metadataOf(ctx, s.Source, cert, func(ctx context.Context, cert string) (*cms.CertificateWithData, error) {
+			s.g.downloads.Add(1)
+			return s.Source.Download(ctx, cert)
+		})
 	})
 }

@@ -23,7 +23,14 @@ type listing struct {
 
 func plan(ctx context.Context, source replicate.Source, targets []replicate.Target, opts Options) (*PlanResult, error) {
 	srcInstance := source.InstanceCRN()
-	listed, err := source.List(ctx)
+	// The source is listed at the same time as the backups: a listing is a sequence of
+	// pages, and the instances are in different regions.
+	var listed []cms.Certificate
+	var err error
+	var wg sync.WaitGroup
+	wg.Go(func() { listed, err = source.List(ctx) })
+	listings := listAll(ctx, targets, opts.Concurrency)
+	wg.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("list the source instance %s: %w", srcInstance, err)
 	}
@@ -33,7 +40,6 @@ func plan(ctx context.Context, source replicate.Source, targets []replicate.Targ
 		present[s.ID] = true
 	}
 
-	listings := listAll(ctx, targets, opts.Concurrency)
 	p := &PlanResult{SourceInstanceCRN: srcInstance, SourceCertificates: len(sources), Counts: map[Action]int{}}
 	indexes := make([]*match.Index, len(targets))
 	for i, t := range targets {

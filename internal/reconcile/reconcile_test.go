@@ -3,10 +3,12 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/match"
 	"github.com/certbackup/certbackup/internal/replicate"
 	"github.com/certbackup/certbackup/internal/simulator"
@@ -123,6 +125,7 @@ func TestRunEndsEqual(t *testing.T) {
 				assert.Equal(t, map[Outcome]int{replicate.Unchanged: len(srcs) - 1, Deleted: 1}, outcomes(rep))
 				assert.Equal(t, 1, w.sim.Writes(w.backups[0]), "exactly one delete")
 				assert.Equal(t, 1, w.sim.Count(simulator.OpDelete, w.backups[0]))
+				assert.Equal(t, 1, w.sim.Count(simulator.OpMetadata, w.source), "the source is asked before the delete")
 			},
 		},
 		{
@@ -209,6 +212,39 @@ func orphanSetup(t *testing.T, w *world, srcs []string) []simulator.StoredCertif
 	foreign := w.sim.Seed(w.backups[0], gone.Name, match.CopyDescription("", foreignSrc), w.issue("foreign.example.com"))
 	hand := w.sim.Seed(w.backups[0], gone.Name, "mine, hands off", issuedOf(gone))
 	return []simulator.StoredCertificate{orphan, stored(t, w, foreign), stored(t, w, hand)}
+}
+
+// hidingSource is a source whose listing misses one certificate, as a keyset cursor
+// may when the certificate is renewed while the pages are read.
+type hidingSource struct {
+	replicate.Instance
+	hide string
+}
+
+func (h hidingSource) List(ctx context.Context) ([]cms.Certificate, error) {
+	all, err := h.Instance.List(ctx)
+	return slices.DeleteFunc(all, func(c cms.Certificate) bool { return c.ID == h.hide }), err
+}
+
+// TestPruneAsksBeforeDeleting: a certificate missing from the source's listing but
+// present in the source is not an orphan; its copy is never deleted on the listing's
+// word alone.
+func TestPruneAsksBeforeDeleting(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 1)
+	srcs := w.seed(3)
+	requireRun(t, w.main(), Options{})
+	e := w.main()
+	e.Source = hidingSource{Instance: e.Source.(replicate.Instance), hide: srcs[1]}
+	w.sim.ResetLog()
+	rep := Run(context.Background(), e, Options{Prune: true})
+	assert.Zero(t, w.sim.Writes(""), "nothing deleted")
+	require.Len(t, rep.Deferred, 1)
+	assert.Equal(t, srcs[1], rep.Deferred[0].SourceCRN)
+	assert.Equal(t, ActionDeleteOrphan, rep.Deferred[0].Action)
+	assert.Contains(t, rep.Deferred[0].Message, "listing missed it")
+	assert.False(t, rep.Match)
+	w.requireMirror(t, w.source, w.backups[0])
 }
 
 func requireRun(t *testing.T, e *replicate.Engine, opts Options) *Report {

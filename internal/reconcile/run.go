@@ -272,8 +272,17 @@ func (x *executor) removeDuplicates(ctx context.Context, r Result) Result {
 
 // deleteOrphan deletes every copy of a source certificate that no longer exists. The
 // plan only makes this step under prune, for copies carrying a marker of this source
-// instance.
+// instance. A listing is not proof of absence (a keyset cursor may skip a certificate
+// renewed while the pages were read), so the source is asked first: a delete cannot be
+// undone.
 func (x *executor) deleteOrphan(ctx context.Context, st Step) Result {
+	switch _, err := x.source.Metadata(ctx, st.SourceCRN); {
+	case err == nil:
+		return Result{Step: st, Outcome: Deferred, ErrorClass: replicate.ClassRetryable,
+			Message: "the source certificate exists though the listing missed it: its copy is kept for the next run to pair"}
+	case !cms.IsNotFound(err):
+		return failed(st, fmt.Errorf("confirm that the source certificate is gone: %w", err))
+	}
 	t := x.targets[st.target]
 	for _, c := range append([]string{st.CopyCRN}, st.Duplicates...) {
 		if err := t.Delete(ctx, c); err != nil && !cms.IsNotFound(err) {
