@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -90,14 +91,14 @@ func parseQuery(raw string) (map[string]string, *apiError) {
 }
 
 type listOrder struct {
-	less  func(a, b *Metadata) int // -1, 0, 1 on the order field only
-	value func(m *Metadata) string
-	parse func(v string) (Metadata, bool) // cursor value back into a comparable Metadata
+	compare func(a, b *Metadata) int // -1, 0, 1 on the order field only
+	value   func(m *Metadata) string
+	parse   func(v string) (Metadata, bool) // cursor value back into a comparable Metadata
 }
 
 var listOrders = map[string]listOrder{
 	"expires_on": {
-		less: func(a, b *Metadata) int { return cmpInt(a.ExpiresOn, b.ExpiresOn) },
+		compare: func(a, b *Metadata) int { return cmp.Compare(a.ExpiresOn, b.ExpiresOn) },
 		value: func(m *Metadata) string {
 			return strconv.FormatInt(m.ExpiresOn, 10)
 		},
@@ -107,20 +108,10 @@ var listOrders = map[string]listOrder{
 		},
 	},
 	"name": {
-		less:  func(a, b *Metadata) int { return strings.Compare(a.Name, b.Name) },
-		value: func(m *Metadata) string { return m.Name },
-		parse: func(v string) (Metadata, bool) { return Metadata{Name: v}, true },
+		compare: func(a, b *Metadata) int { return strings.Compare(a.Name, b.Name) },
+		value:   func(m *Metadata) string { return m.Name },
+		parse:   func(v string) (Metadata, bool) { return Metadata{Name: v}, true },
 	},
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (s *Simulator) handleList(r *http.Request, rt *route) response {
@@ -175,16 +166,16 @@ func (s *Simulator) handleList(r *http.Request, rt *route) response {
 	}
 	s.mu.Unlock()
 
-	cmp := func(a, b *Metadata) int {
-		if c := order.less(a, b); c != 0 {
+	byOrder := func(a, b *Metadata) int {
+		if c := order.compare(a, b); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	}
-	sort.Slice(all, func(i, j int) bool { return cmp(&all[i], &all[j]) < 0 })
+	sort.Slice(all, func(i, j int) bool { return byOrder(&all[i], &all[j]) < 0 })
 	start := 0
 	if after != nil {
-		start = sort.Search(len(all), func(i int) bool { return cmp(&all[i], after) > 0 })
+		start = sort.Search(len(all), func(i int) bool { return byOrder(&all[i], after) > 0 })
 	}
 	page := all[start:min(start+pageSize, len(all))]
 	next := NextPageInfo{}
