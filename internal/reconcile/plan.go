@@ -86,11 +86,18 @@ func plan(ctx context.Context, source replicate.Source, targets []replicate.Targ
 // the report) and drops repeated CRNs, which a paging anomaly could produce and which
 // would otherwise plan two writes (and two reimports) of the same copy.
 func uniqueSorted(listed []cms.Certificate) []cms.Certificate {
-	out := slices.Clone(listed)
+	seen := make(map[string]bool, len(listed))
+	out := make([]cms.Certificate, 0, len(listed))
+	for _, c := range listed {
+		if !seen[c.ID] {
+			seen[c.ID] = true
+			out = append(out, c)
+		}
+	}
 	slices.SortFunc(out, func(a, b cms.Certificate) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
 	})
-	return slices.CompactFunc(out, func(a, b cms.Certificate) bool { return a.ID == b.ID })
+	return out
 }
 
 // listAll lists the backups at once (at most limit at a time): each is in another

@@ -576,3 +576,10 @@ func TestGuardReimportsOncePerRun(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, replicate.ClassRetryable, classOf(err))
 }
+
+func TestUniqueSorted(t *testing.T) {
+	got := uniqueSorted([]cms.Certificate{
+		{ID: "c2", Name: "b"}, {ID: "c1", Name: "a"}, {ID: "c2", Name: "renamed between pages"}, {ID: "c0", Name: "b"},
+	})
+	assert.Equal(t, []cms.Certificate{{ID: "c1", Name: "a"}, {ID: "c0", Name: "b"}, {ID: "c2", Name: "b"}}, got)
+}
