@@ -1,0 +1,353 @@
+package cms_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certbackup/certbackup/internal/cms"
+	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const apiKey = "test-api-key-0123456789abcdef"
+
+type fixture struct {
+	sim    *simulator.Simulator
+	srv    *httptest.Server
+	src    string // instance in us-south
+	bk     string // instance in eu-de
+	client *cms.Client
+	logs   *bytes.Buffer
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	sim, err := simulator.New(simulator.Options{})
+	require.NoError(t, err)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	f := &fixture{sim: sim, srv: srv, logs: &bytes.Buffer{}}
+	f.src = sim.AddInstance("us-south")
+	f.bk = sim.AddInstance("eu-de")
+	sim.AddAPIKey(apiKey)
+	sim.Grant(apiKey, f.src, simulator.Manager)
+	sim.Grant(apiKey, f.bk, simulator.Manager)
+	f.client = f.newClient(t, apiKey)
+	return f
+}
+
+func (f *fixture) newClient(t *testing.T, key string) *cms.Client {
+	t.Helper()
+	c, err := cms.New(cms.Config{
+		APIKey: key,
+		IAMURL: f.sim.IAMURL(f.srv.URL),
+		Endpoints: map[string]string{
+			"us-south": f.sim.RegionURL(f.srv.URL, "us-south"),
+			"eu-de":    f.sim.RegionURL(f.srv.URL, "eu-de"),
+		},
+		MinRetryInterval: 10 * time.Millisecond,
+		MaxRetryInterval: 50 * time.Millisecond,
+		Logger:           slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	require.NoError(t, err)
+	return c
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestOperations(t *testing.T) {
+	f := setup(t)
+	ca := f.sim.CA()
+	issued := ca.MustIssue("www.example.com", "example.com")
+
+	imported, err := f.client.Import(ctx(t), f.bk, cms.ImportRequest{
+		Name: "web", Description: "prod",
+		Data: cms.Data{Content: issued.CertPEM, PrivKey: issued.KeyPEM, Intermediate: issued.Intermediate},
+	})
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(imported.ID, strings.TrimSuffix(f.bk, ":")+"certificate:"), imported.ID)
+	assert.Equal(t, []string{"www.example.com", "example.com"}, imported.Domains)
+	assert.True(t, imported.Imported)
+	assert.False(t, imported.HasPrevious)
+
+	got, err := f.client.Download(ctx(t), imported.ID)
+	require.NoError(t, err)
+	assert.Equal(t, issued.CertPEM, got.Data.Content)
+	assert.Equal(t, issued.KeyPEM, got.Data.PrivKey)
+	assert.Equal(t, issued.Intermediate, got.Data.Intermediate)
+	assert.Equal(t, "web", got.Name)
+
+	meta, err := f.client.Metadata(ctx(t), imported.ID)
+	require.NoError(t, err)
+	assert.Equal(t, imported.SerialNumber, meta.SerialNumber)
+
+	renewed := ca.MustIssue("www.example.com", "example.com")
+	re, err := f.client.Reimport(ctx(t), imported.ID, cms.Data{Content: renewed.CertPEM, PrivKey: renewed.KeyPEM, Intermediate: renewed.Intermediate})
+	require.NoError(t, err)
+	assert.True(t, re.HasPrevious)
+	assert.NotEqual(t, imported.SerialNumber, re.SerialNumber)
+
+	require.NoError(t, f.client.UpdateMetadata(ctx(t), imported.ID, "web-renamed", "new description"))
+	meta, err = f.client.Metadata(ctx(t), imported.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "web-renamed", meta.Name)
+	assert.Equal(t, "new description", meta.Description)
+
+	list, err := f.client.ListCertificates(ctx(t), f.bk)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, imported.ID, list[0].ID)
+
+	require.NoError(t, f.client.Delete(ctx(t), imported.ID))
+	_, err = f.client.Download(ctx(t), imported.ID)
+	assert.True(t, cms.IsNotFound(err), "%v", err)
+
+	pub, err := f.client.PublicKey(ctx(t), f.src)
+	require.NoError(t, err)
+	want, err := f.sim.PublicKeyPEM(f.src)
+	require.NoError(t, err)
+	assert.Equal(t, want, pub)
+
+	ch, err := f.client.CreateChannel(ctx(t), f.src, cms.Channel{Type: cms.ChannelTypeURL, Endpoint: "https://example.com/hook.http", IsActive: true})
+	require.NoError(t, err)
+	assert.NotEmpty(t, ch.ID)
+	chans, err := f.client.ListChannels(ctx(t), f.src)
+	require.NoError(t, err)
+	require.Len(t, chans, 1)
+	assert.Equal(t, "https://example.com/hook.http", chans[0].Endpoint)
+	assert.Equal(t, 4, chans[0].Version)
+
+	// Every request went out with the CRN as one escaped segment.
+	for _, r := range f.sim.Requests() {
+		if r.Op == simulator.OpIAMToken {
+			continue
+		}
+		assert.NotContains(t, r.EscapedPath, "cloudcerts:", "a CRN travelled unescaped: %s", r.EscapedPath)
+		assert.Contains(t, r.EscapedPath, "%3A", r.EscapedPath)
+	}
+	// The public key was fetched without a token, as IBM's samples do.
+	assert.Equal(t, 1, f.sim.Count(simulator.OpPublicKey, f.src))
+}
+
+func TestPagingOver1000(t *testing.T) {
+	f := setup(t)
+	ca := f.sim.CA()
+	want := map[string]bool{}
+	for i := range 1000 {
+		id := f.sim.Seed(f.src, fmt.Sprintf("cert-%04d", i), "", ca.MustIssue(fmt.Sprintf("h%d.example.com", i)))
+		want[id] = true
+	}
+	list, err := f.client.ListCertificates(ctx(t), f.src)
+	require.NoError(t, err)
+	assert.Len(t, list, 1000)
+	for _, c := range list {
+		assert.True(t, want[c.ID], "unexpected %s", c.ID)
+		delete(want, c.ID)
+	}
+	assert.Empty(t, want, "every certificate listed exactly once")
+	pages := f.sim.Count(simulator.OpList, f.src)
+	assert.GreaterOrEqual(t, pages, 5)
+	assert.LessOrEqual(t, pages, 6, "page_size=200")
+	for _, r := range f.sim.Requests() {
+		if r.Op == simulator.OpList {
+			assert.Equal(t, 200, r.Status)
+		}
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	f := setup(t)
+	ca := f.sim.CA()
+	a := ca.MustIssue("a.example.com")
+	b := ca.MustIssue("b.example.com")
+	reader := "reader-key-000000000000"
+	f.sim.AddAPIKey(reader)
+	f.sim.Grant(reader, f.src, simulator.Reader)
+	certA := f.sim.Seed(f.src, "a", "", a)
+	missing := strings.TrimSuffix(f.src, ":") + "certificate:00000000000000000000000000000000"
+
+	tests := []struct {
+		name      string
+		call      func() error
+		status    int
+		retryable bool
+		op        string
+	}{
+		{name: "400 key does not match", status: 400, op: "import", call: func() error {
+			_, err := f.client.Import(ctx(t), f.src, cms.ImportRequest{Name: "x", Data: cms.Data{Content: a.CertPEM, PrivKey: b.KeyPEM}})
+			return err
+		}},
+		{name: "400 bad PEM", status: 400, op: "import", call: func() error {
+			_, err := f.client.Import(ctx(t), f.src, cms.ImportRequest{Name: "x", Data: cms.Data{Content: "not pem"}})
+			return err
+		}},
+		{name: "403 reader cannot download", status: 403, op: "download", call: func() error {
+			_, err := f.newClient(t, reader).Download(ctx(t), certA)
+			return err
+		}},
+		{name: "404 unknown certificate", status: 404, op: "download", call: func() error {
+			_, err := f.client.Download(ctx(t), missing)
+			return err
+		}},
+		{name: "400 unknown API key at IAM", status: 400, op: "authenticate", call: func() error {
+			_, err := f.newClient(t, "unknown-key-000000000000").ListCertificates(ctx(t), f.src)
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			require.Error(t, err)
+			var e *cms.Error
+			require.True(t, errors.As(err, &e), "%T %v", err, err)
+			assert.Equal(t, tt.status, e.StatusCode, err.Error())
+			assert.Equal(t, tt.retryable, cms.IsRetryable(err))
+			assert.Equal(t, tt.op, e.Op)
+			assert.NotContains(t, err.Error(), "BEGIN")
+			assert.NotContains(t, err.Error(), apiKey)
+		})
+	}
+
+	t.Run("401 expired token is permanent and names the CRN", func(t *testing.T) {
+		c := f.newClient(t, apiKey)
+		_, err := c.ListCertificates(ctx(t), f.src)
+		require.NoError(t, err)
+		f.sim.ExpireTokens()
+		_, err = c.ListCertificates(ctx(t), f.src)
+		require.Error(t, err)
+		assert.Equal(t, 401, cms.StatusCode(err))
+		assert.False(t, cms.IsRetryable(err))
+		assert.Contains(t, err.Error(), f.src)
+	})
+}
+
+func TestRetries(t *testing.T) {
+	f := setup(t)
+	ca := f.sim.CA()
+	cert := f.sim.Seed(f.src, "a", "", ca.MustIssue("a.example.com"))
+
+	t.Run("503 twice then success", func(t *testing.T) {
+		f.sim.ResetLog()
+		f.sim.Inject(simulator.Fault{Op: simulator.OpDownload, Status: 503, Times: 2})
+		_, err := f.client.Download(ctx(t), cert)
+		require.NoError(t, err)
+		assert.Equal(t, 3, f.sim.Count(simulator.OpDownload, ""))
+	})
+	t.Run("429 with Retry-After then success", func(t *testing.T) {
+		f.sim.ResetLog()
+		f.sim.Inject(simulator.Fault{Op: simulator.OpList, Status: 429, RetryAfter: "1", Times: 1})
+		start := time.Now()
+		_, err := f.client.ListCertificates(ctx(t), f.src)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "Retry-After honoured")
+		assert.Equal(t, 2, f.sim.Count(simulator.OpList, ""))
+	})
+	t.Run("Retry-After beyond the deadline fails at once, retryable", func(t *testing.T) {
+		f.sim.ResetLog()
+		f.sim.Inject(simulator.Fault{Op: simulator.OpList, Status: 429, RetryAfter: "30", Times: 1})
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := f.client.ListCertificates(c, f.src)
+		require.Error(t, err)
+		assert.Less(t, time.Since(start), time.Second)
+		assert.Equal(t, 429, cms.StatusCode(err))
+		assert.True(t, cms.IsRetryable(err))
+		var e *cms.Error
+		require.True(t, errors.As(err, &e))
+		assert.Equal(t, 30*time.Second, e.RetryAfter)
+	})
+	t.Run("a context deadline stops the retries", func(t *testing.T) {
+		f.sim.ResetLog()
+		f.sim.ClearFaults()
+		f.sim.Inject(simulator.Fault{Op: simulator.OpDownload, Status: 503})
+		defer f.sim.ClearFaults()
+		c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := f.client.Download(c, cert)
+		require.Error(t, err)
+		assert.Less(t, time.Since(start), 2*time.Second)
+		assert.True(t, cms.IsRetryable(err))
+	})
+	t.Run("slow reply past the deadline", func(t *testing.T) {
+		f.sim.ClearFaults()
+		f.sim.Inject(simulator.Fault{Op: simulator.OpDownload, Delay: 3 * time.Second, Times: 1})
+		c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := f.client.Download(c, cert)
+		require.Error(t, err)
+		assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+		assert.True(t, cms.IsRetryable(err))
+	})
+	t.Run("dropped connections are retried", func(t *testing.T) {
+		f.sim.ClearFaults()
+		f.sim.ResetLog()
+		f.sim.Inject(simulator.Fault{Op: simulator.OpMetadata, Drop: true, Times: 1})
+		_, err := f.client.Metadata(ctx(t), cert)
+		require.NoError(t, err)
+	})
+	t.Run("IAM unavailable is retryable", func(t *testing.T) {
+		f.sim.ClearFaults()
+		f.sim.Inject(simulator.Fault{Op: simulator.OpIAMToken, Status: 503})
+		defer f.sim.ClearFaults()
+		_, err := f.newClient(t, apiKey).ListCertificates(ctx(t), f.src)
+		require.Error(t, err)
+		assert.True(t, cms.IsRetryable(err), "%v", err)
+		assert.Equal(t, "authenticate", err.(*cms.Error).Op)
+	})
+	t.Run("500 exhausted is retryable with its status", func(t *testing.T) {
+		f.sim.ClearFaults()
+		f.sim.Inject(simulator.Fault{Op: simulator.OpList, Status: 500})
+		defer f.sim.ClearFaults()
+		_, err := f.client.ListCertificates(ctx(t), f.src)
+		require.Error(t, err)
+		assert.Equal(t, 500, cms.StatusCode(err))
+		assert.True(t, cms.IsRetryable(err))
+	})
+}
+
+func TestNoSecretsInLogsOrErrors(t *testing.T) {
+	f := setup(t)
+	ca := f.sim.CA()
+	i := ca.MustIssue("s.example.com")
+	id, err := f.client.Import(ctx(t), f.src, cms.ImportRequest{Name: "s", Data: cms.Data{Content: i.CertPEM, PrivKey: i.KeyPEM}})
+	require.NoError(t, err)
+	got, err := f.client.Download(ctx(t), id.ID)
+	require.NoError(t, err)
+	_, err = f.client.Import(ctx(t), f.src, cms.ImportRequest{Name: "bad", Data: cms.Data{Content: i.CertPEM, PrivKey: ca.MustIssue("t.example.com").KeyPEM}})
+	require.Error(t, err)
+
+	printed := fmt.Sprintf("%v %+v %#v %s", got.Data, got, got, err)
+	logs := f.logs.String()
+	require.NotEmpty(t, logs)
+	for _, s := range []string{printed, logs} {
+		assert.NotContains(t, s, "PRIVATE KEY")
+		assert.NotContains(t, s, i.KeyPEM[30:60])
+		assert.NotContains(t, s, apiKey)
+		assert.NotContains(t, strings.ToLower(s), "bearer")
+	}
+}
+
+func TestValidateEndpoint(t *testing.T) {
+	for _, ok := range []string{"https://eu-de.certificate-manager.cloud.ibm.com", "http://127.0.0.1:8080/x", "http://localhost:1", "http://[::1]:9"} {
+		assert.NoError(t, cms.ValidateEndpoint(ok), ok)
+	}
+	for _, bad := range []string{"http://example.com", "ftp://x", "https://u:p@x", "not a url", "http://10.0.0.1"} {
+		assert.Error(t, cms.ValidateEndpoint(bad), bad)
+	}
+	_, err := cms.New(cms.Config{APIKey: "k", Endpoints: map[string]string{"us-south": "http://example.com"}})
+	assert.Error(t, err, "an http override on a network host is refused at construction")
+}
