@@ -219,7 +219,7 @@ func (x *executor) copyMaterial(ctx context.Context, idx []int) {
 	}
 	each(func(st Step) Result {
 		found := st.found
-		pr := x.engine.CopyTo(ctx, x.targets[st.target], src, bundle, &found)
+		pr := x.engine.CopyTo(ctx, x.targets[st.target], src, bundle, &found, replicate.CopyOptions{KnownDifferent: st.Action == ActionReimport})
 		r := Result{
 			Step: st, Outcome: pr.Outcome, Verified: pr.Verified, Fingerprint: pr.Fingerprint,
 			RemovedDuplicates: pr.RemovedDuplicates, ErrorClass: pr.ErrorClass, Message: pr.Message,

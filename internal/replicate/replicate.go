@@ -178,7 +178,7 @@ func (e *Engine) ReplicateCertificate(ctx context.Context, certCRN string) []Pai
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = e.CopyTo(ctx, t, src, bundle, nil)
+			results[i] = e.CopyTo(ctx, t, src, bundle, nil, CopyOptions{})
 		}()
 	}
 	wg.Wait()
@@ -199,13 +199,24 @@ func (e *Engine) logPairs(ctx context.Context, rs []PairResult) {
 	}
 }
 
+// CopyOptions are hints from a caller that already listed the backup (the reconcile).
+type CopyOptions struct {
+	// KnownDifferent: the caller saw from the metadata that the copy holds another
+	// certificate, so the copy is reimported without being downloaded first.
+	KnownDifferent bool
+}
+
 // CopyTo makes src (already checked into bundle) exist in t. found is what the caller
-// already knows of t (the reconcile indexes a whole listing); nil means look it up.
-func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithData, bundle *pemutil.Bundle, found *match.Found) PairResult {
+// already knows of t from a fresh listing (the reconcile indexes a whole listing); nil
+// means look it up. When the caller gave found, an import is not followed by a second
+// listing to detect a racing import: the caller's next run converges duplicates, and a
+// restore of 1000 certificates must not cost 1000 listings.
+func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithData, bundle *pemutil.Bundle, found *match.Found, opts CopyOptions) PairResult {
 	r := PairResult{SourceCRN: src.ID, Name: src.Name, Backup: t.InstanceCRN(), Fingerprint: pemutil.Fingerprint(bundle.Leaf)}
 	want := bundle.Digest()
 	var cp *cms.CertificateWithData // the copy, read, when the lookup already downloaded it
 
+	raceCheck := found == nil
 	if found == nil {
 		f, read, err := e.lookup(ctx, t, src)
 		if err != nil {
@@ -228,27 +239,34 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 			return r
 		}
 		wrote = Imported
-		// Another activation may have imported the same source at the same time: list
-		// again, and let every activation converge on the same winner (smallest CRN).
-		all, err := t.List(ctx)
-		if err != nil {
-			failWith(&r, fmt.Errorf("list after import: %w", err))
-			r.CopyCRN = imported.ID
-			return r
-		}
-		f := match.Find(all, src.ID, src.Name)
-		if f.Copy == nil {
-			// Not yet visible in the listing: trust the import response.
-			f.Copy = imported
+		f := match.Found{Copy: imported, Conflicts: found.Conflicts}
+		if raceCheck {
+			// Another activation may have imported the same source at the same time:
+			// list again, and let every activation converge on the same winner (the
+			// smallest CRN).
+			all, err := t.List(ctx)
+			if err != nil {
+				failWith(&r, fmt.Errorf("list after import: %w", err))
+				r.CopyCRN = imported.ID
+				return r
+			}
+			f = match.Find(all, src.ID, src.Name)
+			if f.Copy == nil {
+				// Not yet visible in the listing: trust the import response.
+				f.Copy = imported
+			}
 		}
 		found = &f
-		if found.Copy.ID == imported.ID {
-			cp = nil // read it back below
-		}
+		cp = nil // read the copy back below
 	}
 	r.CopyCRN = found.Copy.ID
 
-	if cp == nil || cp.ID != found.Copy.ID {
+	// Read the copy before deciding, unless the caller knows it differs (it is then
+	// reimported unread). After an import the copy is read as well: if a racing
+	// activation's copy won, this read is what tells whether it holds our material.
+	if wrote == "" && opts.KnownDifferent {
+		cp = nil
+	} else if cp == nil || cp.ID != found.Copy.ID {
 		got, err := t.Download(ctx, found.Copy.ID)
 		if err != nil {
 			failWith(&r, fmt.Errorf("read the copy: %w", err))
@@ -256,8 +274,7 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 		}
 		cp = got
 	}
-
-	if digestOf(cp) != want {
+	if cp == nil || digestOf(cp) != want {
 		if _, err := t.Reimport(ctx, found.Copy.ID, src.Data); err != nil {
 			failWith(&r, fmt.Errorf("reimport: %w", err))
 			return r
