@@ -1,0 +1,32 @@
+// Command exec is the action binary. OpenWhisk (IBM Cloud Functions) starts it with no
+// arguments: it then speaks the ActionLoop protocol on stdin and fd 3 for as long as the
+// container lives, and reads nothing from its environment but the __OW_* variables and
+// each activation's parameters (the runtime gives it no PATH and no HOME).
+//
+// Run from a terminal with a subcommand it is the operator's tool: `exec reconcile`,
+// `exec verify`, `exec register-channel`, `exec test-channel` (see README.md).
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/certbackup/certbackup/internal/action"
+	"github.com/certbackup/certbackup/internal/actionloop"
+	"github.com/certbackup/certbackup/internal/cli"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	}
+	// One JSON line per notable step, on stdout, which the platform keeps as the
+	// activation's logs. The Action lives as long as the container: a warm container
+	// reuses its IAM token, public key, connections and copy locations.
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	a := action.New(action.Options{Logger: logger})
+	actionloop.Main(func(ctx context.Context, act actionloop.Activation, params map[string]any) map[string]any {
+		return a.Handle(ctx, action.Meta{ActivationID: act.ID, Deadline: act.Deadline}, params)
+	})
+}
