@@ -67,6 +67,8 @@ func commands() []command {
 		{"verify", "compare the backups with the source; exit 0 when they match", func(r *runner, name string, args []string) int {
 			return r.report(name, config.ModeVerify, args)
 		}},
+		{"register-channel", "register --url as the source's Callback URL channel (idempotent)", (*runner).channel},
+		{"test-channel", "ask Certificate Manager to send a test notification to --url", (*runner).channel},
 	}
 }
 
@@ -94,7 +96,7 @@ func (r *runner) usage() {
 	fmt.Fprintln(r.stderr, "usage: exec <command> [flags]")
 	fmt.Fprintln(r.stderr, "\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(r.stderr, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(r.stderr, "  %-17s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(r.stderr, "\nSettings come from flags or from the environment (CM_APIKEY, BACKUP_APIKEY,")
 	fmt.Fprintln(r.stderr, "SOURCE_INSTANCE_CRN, BACKUP_INSTANCE_CRNS, IAM_URL, CM_ENDPOINTS, PRIVATE_ENDPOINTS).")
