@@ -552,7 +552,7 @@ func TestLocalBuildsThenRunsTheDemo(t *testing.T) {
 	r := deploy(t, runOpts{goStub: true}, "local", "--serve")
 	require.Equal(t, 0, r.code, r.output())
 	require.NotEmpty(t, r.calls)
-	assert.Equal(t, "go run ./internal/cmd/localdemo --zip build/action.zip --serve", r.calls[len(r.calls)-1])
+	assert.Equal(t, "go run -trimpath -buildvcs=false ./internal/cmd/localdemo --zip build/action.zip --serve", r.calls[len(r.calls)-1])
 	assert.Equal(t, fixture.build.calls, r.calls[:len(r.calls)-1], "local runs the same build first")
 	assert.Contains(t, r.stdout, "local demo stand-in")
 }
@@ -607,7 +607,7 @@ func TestBuildZipLayout(t *testing.T) {
 	r := fixture.build
 	assert.Equal(t, []string{
 		"go build -trimpath -buildvcs=false -ldflags -s -w -buildid= -o build/exec " + fakeFunctionPkg,
-		"go run ./internal/cmd/buildzip -exec build/exec -out build/action.zip -manifest manifest.yaml -action notify,reconcile",
+		"go run -trimpath -buildvcs=false ./internal/cmd/buildzip -exec build/exec -out build/action.zip -manifest manifest.yaml -action notify,reconcile",
 	}, r.calls)
 	for v, want := range map[string]string{"CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "amd64"} {
 		got, set := r.envOf("go", v)
