@@ -132,6 +132,10 @@ func stepFor(s cms.Certificate, target int, backup string, f match.Found) Step {
 		// An ordered certificate still pending has no material to copy; its issuance
 		// sends a notification, and the next run copies it anyway.
 		st.Action, st.Reason = ActionSkip, fmt.Sprintf("the source certificate has no issued certificate yet (status %q)", s.Status)
+	case s.Status == "expired" && (f.Copy == nil || !match.SameCertificate(s, *f.Copy)):
+		// Certificate Manager refuses to download (and to import) an expired
+		// certificate: trying would fail on every run and hide real failures.
+		st.Action, st.Reason = ActionSkip, "the source certificate has expired; Certificate Manager does not let it be downloaded or imported"
 	case f.Copy == nil:
 		st.Action, st.Reason = ActionImport, "no copy in the backup"
 	case !match.SameCertificate(s, *f.Copy):

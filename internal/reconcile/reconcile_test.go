@@ -12,6 +12,7 @@ import (
 	"github.com/certbackup/certbackup/internal/match"
 	"github.com/certbackup/certbackup/internal/replicate"
 	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/testpki"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -582,4 +583,28 @@ func TestUniqueSorted(t *testing.T) {
 		{ID: "c2", Name: "b"}, {ID: "c1", Name: "a"}, {ID: "c2", Name: "renamed between pages"}, {ID: "c0", Name: "b"},
 	})
 	assert.Equal(t, []cms.Certificate{{ID: "c1", Name: "a"}, {ID: "c0", Name: "b"}, {ID: "c2", Name: "b"}}, got)
+}
+
+// TestExpiredSourceIsSkipped: Certificate Manager refuses to download an expired
+// certificate, so the reconcile reports it as skipped instead of failing every run.
+func TestExpiredSourceIsSkipped(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 1)
+	w.seed(2)
+	old, err := w.ca.Issue(testpki.Options{Domains: []string{"old.example.com"},
+		NotBefore: time.Now().Add(-100 * 24 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	require.NoError(t, err)
+	expired := w.sim.Seed(w.source, "old", "", old)
+	rep := Run(context.Background(), w.main(), Options{})
+	assert.Empty(t, rep.Failures, "an expired source certificate is not a failure")
+	assert.True(t, rep.Match, "%+v", rep.Deferred)
+	var skipped bool
+	for _, r := range rep.Results {
+		if r.SourceCRN == expired {
+			skipped = r.Outcome == replicate.Skipped
+			assert.Contains(t, r.Message+r.Reason, "expired")
+		}
+	}
+	assert.True(t, skipped)
+	assert.Equal(t, 2, rep.Counts[replicate.Imported])
 }
