@@ -21,6 +21,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/certbackup/certbackup/internal/manifest"
 )
 
 const (
@@ -48,128 +50,30 @@ func ExecutionEnvForKind(kind string) (string, error) {
 	return "openwhisk/action-golang-v1." + m[1], nil
 }
 
-// yline is one significant line of a YAML block mapping.
-type yline struct {
-	no     int    // 1-based line number
-	indent int    // leading spaces
-	key    string // mapping key, unquoted; "" for a non-mapping line (list item, bare scalar)
-	value  string // inline value, unquoted, comment stripped; "" when the value is a nested block
-}
-
-// scanLines splits a YAML document into its significant lines. It understands
-// just enough of YAML for our own manifest: block mappings, comments and
-// quoted scalars. Tabs in indentation are rejected, as YAML does.
-func scanLines(doc []byte) ([]yline, error) {
-	var out []yline
-	for i, raw := range strings.Split(string(doc), "\n") {
-		raw = strings.TrimRight(raw, "\r")
-		body := strings.TrimLeft(raw, " ")
-		indent := len(raw) - len(body)
-		if strings.HasPrefix(body, "\t") {
-			return nil, fmt.Errorf("line %d: tab in indentation", i+1)
-		}
-		body = strings.TrimSpace(body)
-		if body == "" || strings.HasPrefix(body, "#") || body == "---" {
-			continue
-		}
-		l := yline{no: i + 1, indent: indent}
-		if key, rest, ok := splitKey(body); ok {
-			l.key = key
-			l.value = scalar(rest)
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
-
-// splitKey splits `key: rest` (key possibly quoted). It reports false for lines
-// that are not mapping entries.
-func splitKey(body string) (key, rest string, ok bool) {
-	if strings.HasPrefix(body, "- ") || body == "-" {
-		return "", "", false
-	}
-	if q := body[0]; q == '"' || q == '\'' {
-		end := strings.IndexByte(body[1:], q)
-		if end < 0 {
-			return "", "", false
-		}
-		key, rest = body[1:end+1], body[end+2:]
-		if !strings.HasPrefix(rest, ":") {
-			return "", "", false
-		}
-		return key, strings.TrimSpace(rest[1:]), true
-	}
-	for i := 0; i < len(body); i++ {
-		if body[i] == ':' && (i+1 == len(body) || body[i+1] == ' ') {
-			return body[:i], strings.TrimSpace(body[i+1:]), true
-		}
-	}
-	return "", "", false
-}
-
-// scalar unquotes an inline value and strips a trailing comment.
-func scalar(v string) string {
-	if v == "" {
-		return ""
-	}
-	if q := v[0]; q == '"' || q == '\'' {
-		if end := strings.IndexByte(v[1:], q); end >= 0 {
-			return v[1 : end+1]
-		}
-		return v
-	}
-	if strings.HasPrefix(v, "#") {
-		return ""
-	}
-	if i := strings.Index(v, " #"); i >= 0 {
-		v = v[:i]
-	}
-	return strings.TrimSpace(v)
-}
-
 // KindFromManifest returns the `runtime:` of the action named action in a
 // wskdeploy manifest (any package), or DefaultKind when the action has none.
-// It is a line-based reader for our own manifest, not a YAML parser.
+// The manifest is read by internal/manifest, a line-based reader for our own
+// manifest, not a YAML parser.
 func KindFromManifest(manifestYAML []byte, action string) (string, error) {
-	lines, err := scanLines(manifestYAML)
+	m, err := manifest.Parse(manifestYAML)
 	if err != nil {
 		return "", err
 	}
-	for i, l := range lines {
-		if l.key != "actions" || l.value != "" {
-			continue
-		}
-		childIndent := -1
-		for j := i + 1; j < len(lines) && lines[j].indent > l.indent; j++ {
-			c := lines[j]
-			if childIndent < 0 {
-				childIndent = c.indent
-			}
-			if c.indent == childIndent && c.key == action {
-				return runtimeOf(lines[j+1:], c.indent, action)
-			}
-		}
-	}
-	return "", fmt.Errorf("action %q not found under any actions: block of the manifest", action)
+	return kindOf(m, action)
 }
 
-func runtimeOf(rest []yline, actionIndent int, action string) (string, error) {
-	propIndent := -1
-	for _, l := range rest {
-		if l.indent <= actionIndent {
-			break
-		}
-		if propIndent < 0 {
-			propIndent = l.indent
-		}
-		if l.indent == propIndent && l.key == "runtime" {
-			if l.value == "" {
-				return "", fmt.Errorf("line %d: runtime of action %q has no value", l.no, action)
-			}
-			return l.value, nil
-		}
+func kindOf(m *manifest.Manifest, action string) (string, error) {
+	a, ok := m.Action(action)
+	if !ok {
+		return "", fmt.Errorf("action %q not found under any actions: block of the manifest", action)
 	}
-	return DefaultKind, nil
+	if a.RuntimeLine == 0 {
+		return DefaultKind, nil
+	}
+	if a.Runtime == "" {
+		return "", fmt.Errorf("line %d: runtime of action %q has no value", a.RuntimeLine, action)
+	}
+	return a.Runtime, nil
 }
 
 // KindForActions resolves the runtime of each named action and requires them
@@ -178,9 +82,13 @@ func KindForActions(manifestYAML []byte, actions []string) (string, error) {
 	if len(actions) == 0 {
 		return "", errors.New("no action named")
 	}
+	m, err := manifest.Parse(manifestYAML)
+	if err != nil {
+		return "", err
+	}
 	var kind string
 	for i, a := range actions {
-		k, err := KindFromManifest(manifestYAML, a)
+		k, err := kindOf(m, a)
 		if err != nil {
 			return "", err
 		}

@@ -31,30 +31,28 @@ func TestExecutionEnvForKind(t *testing.T) {
 	}
 }
 
-const manifestFixture = `# comment: actions: notify: runtime: go:9.9
-project:
-  name: certbackup
+// How the manifest is read (comments, quotes, CRLF, tabs, which blocks count)
+// is tested in internal/manifest; these tests are about what buildzip makes of it.
+const manifestFixture = `project:
   packages:
-    $PACKAGE_NAME:
-      version: 1.0.0
+    p:
       actions:
         notify:
-          function: build/action.zip
           limits:
-            runtime: go:1.99     # a nested key of the same name must not count
+            runtime: go:1.99
           runtime: go:1.24   # trailing comment
-          web: true
         "quoted":
           runtime: 'go:1.22'
         bare:
           function: build/action.zip
           inputs:
             mode: bare
+            payload:
+              type: json
+        blank:
+          runtime:
         reconcile:
           runtime: "go:1.24"
-      triggers:
-        notify:
-          runtime: go:1.30
 `
 
 func TestKindFromManifest(t *testing.T) {
@@ -62,7 +60,7 @@ func TestKindFromManifest(t *testing.T) {
 	for action, want := range map[string]string{
 		"notify":    "go:1.24",
 		"quoted":    "go:1.22",
-		"bare":      DefaultKind,
+		"bare":      DefaultKind, // no runtime; a nested input does not matter here
 		"reconcile": "go:1.24",
 	} {
 		got, err := KindFromManifest(doc, action)
@@ -70,17 +68,11 @@ func TestKindFromManifest(t *testing.T) {
 		assert.Equal(t, want, got, action)
 	}
 	_, err := KindFromManifest(doc, "missing")
-	assert.ErrorContains(t, err, `"missing" not found`)
+	assert.EqualError(t, err, `action "missing" not found under any actions: block of the manifest`)
 	_, err = KindFromManifest(doc, "mode") // an input, not an action
 	assert.Error(t, err)
-
-	crlf := bytes.ReplaceAll(doc, []byte("\n"), []byte("\r\n"))
-	got, err := KindFromManifest(crlf, "notify")
-	require.NoError(t, err)
-	assert.Equal(t, "go:1.24", got)
-
-	_, err = KindFromManifest([]byte("actions:\n  a:\n    runtime:\n"), "a")
-	assert.ErrorContains(t, err, "no value")
+	_, err = KindFromManifest(doc, "blank")
+	assert.EqualError(t, err, `line 18: runtime of action "blank" has no value`)
 	_, err = KindFromManifest([]byte("actions:\n\ta:\n"), "a")
 	assert.ErrorContains(t, err, "tab")
 }
@@ -92,6 +84,8 @@ func TestKindForActions(t *testing.T) {
 	assert.Equal(t, "go:1.24", k)
 	_, err = KindForActions(doc, []string{"notify", "quoted"})
 	assert.ErrorContains(t, err, "different runtimes")
+	_, err = KindForActions(doc, []string{"notify", "missing"})
+	assert.ErrorContains(t, err, `"missing" not found`)
 	_, err = KindForActions(doc, nil)
 	assert.Error(t, err)
 }

@@ -117,7 +117,7 @@ func setup() (int, error) {
 // module files, the buildzip packages and the stand-in function.
 func copyRepo(dst string) (string, error) {
 	files := []string{"deploy.sh", "manifest.yaml", "go.mod", "go.sum"}
-	for _, dir := range []string{"internal/buildzip", "internal/cmd/buildzip", "test/deploy/testdata/fakefunction"} {
+	for _, dir := range []string{"internal/buildzip", "internal/manifest", "internal/cmd/buildzip", "test/deploy/testdata/fakefunction"} {
 		matches, err := filepath.Glob(filepath.Join(fixture.root, dir, "*.go"))
 		if err != nil {
 			return "", err
