@@ -135,13 +135,24 @@ func (a *Action) stateFor(cfg *config.Config) (*state, error) {
 }
 
 // Handle runs one activation and returns its result.
-func (a *Action) Handle(ctx context.Context, meta Meta, params map[string]any) map[string]any {
+func (a *Action) Handle(ctx context.Context, meta Meta, params map[string]any) (result map[string]any) {
 	start := a.now()
 	log := a.log.With(slog.String("activation_id", meta.ActivationID))
 	defer func() {
 		if p := recover(); p != nil {
-			// Never echo p: it could hold anything the code was touching.
-			log.Error("internal error", slog.String("panic_type", fmt.Sprintf("%T", p)))
+			// Never echo p: it could hold anything the code was touching. And never
+			// answer a crash with an empty result: a web action would turn it into 204,
+			// which Certificate Manager takes for a delivered notification.
+			failure := map[string]any{"error": "internal", "message": "internal error in the action; see its logs"}
+			if isWeb(params) || modeOf(params) == config.ModeNotify {
+				result = web(http.StatusInternalServerError, failure)
+			} else {
+				result = map[string]any{"error": failure}
+			}
+			func() {
+				defer func() { _ = recover() }() // the logger itself may be what failed
+				log.Error("internal error", slog.String("panic_type", fmt.Sprintf("%T", p)))
+			}()
 		}
 	}()
 	cfg, err := config.Parse(params)

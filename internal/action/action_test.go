@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -192,3 +193,22 @@ func TestBudget(t *testing.T) {
 	dl, _ = ctx3.Deadline()
 	assert.Equal(t, now.Add(1500*time.Millisecond), dl, "never more than half of a short budget as margin")
 }
+
+// TestPanicIsNeverSuccess: a crash must not become an empty result (204 for a web
+// action, which Certificate Manager would take for a delivered notification).
+func TestPanicIsNeverSuccess(t *testing.T) {
+	w := newWorld(t)
+	// Plant the crash in the logger: the handler logs on every path.
+	a := New(Options{Logger: slog.New(panicHandler{})})
+	res := a.Handle(context.Background(), Meta{}, w.with("data", "x.y.z"))
+	assert.EqualValues(t, 500, res["statusCode"], "%v", res)
+	body, _ := res["body"].(map[string]any)
+	assert.Equal(t, "internal", body["error"])
+}
+
+type panicHandler struct{}
+
+func (panicHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (panicHandler) Handle(context.Context, slog.Record) error { panic("boom") }
+func (h panicHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h panicHandler) WithGroup(string) slog.Handler           { return h }

@@ -58,6 +58,9 @@ func (c *Config) String() string {
 	return fmt.Sprintf("config{mode=%s source=%s backups=%v iam=%s private=%t}", c.Mode, c.SourceInstanceCRN, c.BackupInstanceCRNs, c.IAMURL, c.PrivateEndpoints)
 }
 
+// GoString keeps %#v from printing the API keys too.
+func (c *Config) GoString() string { return c.String() }
+
 // Key identifies everything that decides which clients and trust root a warm container
 // may reuse. It is a hash, so that it can be compared and kept without holding keys.
 func (c *Config) Key() string {
@@ -163,6 +166,22 @@ func Parse(params map[string]any) (*Config, error) {
 	if c.PrivateEndpoints, err = boolean(params, "private_endpoints"); err != nil {
 		errs = append(errs, err)
 	}
+	c.Concurrency = DefaultConcurrency
+	// The reconcile's switches are read only outside notify mode. The web action does
+	// not bind them, so `final` lets any caller send them; a caller's junk must not
+	// turn into an operator-facing configuration error before the token is checked.
+	if c.Mode != ModeNotify {
+		errs = append(errs, parseReconcile(params, c)...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func parseReconcile(params map[string]any, c *Config) []error {
+	var errs []error
+	var err error
 	if c.Prune, err = boolean(params, "prune"); err != nil {
 		errs = append(errs, err)
 	}
@@ -178,10 +197,7 @@ func Parse(params map[string]any) (*Config, error) {
 	} else if c.Concurrency > maxC {
 		errs = append(errs, bad("concurrency", "%d is above max_concurrency %d", c.Concurrency, maxC))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return c, nil
+	return errs
 }
 
 func str(params map[string]any, name string) (string, error) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -87,9 +88,15 @@ func TestParse(t *testing.T) {
 		{name: "private_endpoints not boolean", params: with("private_endpoints", "maybe"), param: "private_endpoints"},
 		{name: "unknown mode", params: with("mode", "backup"), param: "mode"},
 		{name: "public key not PEM", params: with("source_public_key", "abc"), param: "source_public_key"},
-		{name: "concurrency above max", params: with("concurrency", float64(20), "max_concurrency", float64(10)), param: "concurrency"},
-		{name: "concurrency zero", params: with("concurrency", float64(0)), param: "concurrency"},
-		{name: "concurrency fraction", params: with("concurrency", 1.5), param: "concurrency"},
+		{name: "concurrency above max", params: with("mode", "reconcile", "concurrency", float64(20), "max_concurrency", float64(10)), param: "concurrency"},
+		{name: "concurrency zero", params: with("mode", "reconcile", "concurrency", float64(0)), param: "concurrency"},
+		{name: "concurrency fraction", params: with("mode", "verify", "concurrency", 1.5), param: "concurrency"},
+		{name: "prune not boolean", params: with("mode", "reconcile", "prune", "sometimes"), param: "prune"},
+		{name: "notify ignores the reconcile's switches, which callers may send", params: with("concurrency", "lots", "prune", []any{}, "dry_run", "x"), check: func(t *testing.T, c *Config) {
+			assert.False(t, c.Prune)
+			assert.False(t, c.DryRun)
+			assert.Equal(t, DefaultConcurrency, c.Concurrency)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,4 +136,13 @@ func TestKeyChangesWithSecrets(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, a.Key(), c.Key(), "the mode does not change which clients a warm container may reuse")
 	assert.NotContains(t, a.Key(), key)
+}
+
+func TestGoStringHidesKeys(t *testing.T) {
+	c, err := Parse(with("backup_apikey", "backup-secret-000"))
+	require.NoError(t, err)
+	for _, s := range []string{fmt.Sprintf("%#v", c), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c)} {
+		assert.NotContains(t, s, key)
+		assert.NotContains(t, s, "backup-secret-000")
+	}
 }

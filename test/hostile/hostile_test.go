@@ -1037,17 +1037,27 @@ func overrideCases() []hostileCase {
 			status: 400, by: byController, class: msgNotAllowed,
 		},
 		hostileCase{
-			// KNOWN ISSUE (reported with this corpus): prune, dry_run, concurrency and
-			// max_concurrency are not bound on notify, so the final annotation lets a caller
-			// set them, and a bad value is reported as the operator's configuration error
-			// (500, logged at ERROR) before the signature is looked at. A 400 would be right.
-			// What must hold today, and is asserted: no API call, nothing written.
-			name: "override/unbound reconcile parameter with a bad value",
-			why:  "parameters the manifest does not bind reach config.Parse from the internet; they must not cause any call",
+			// prune, dry_run, concurrency and max_concurrency are not bound on notify, so
+			// the final annotation lets a caller send them. In notify mode the action
+			// ignores them: junk there must neither preempt the signature check (next case)
+			// nor break a genuine delivery (this control).
+			name: "override/unbound reconcile parameter with a bad value, genuine token",
+			why:  "the reconcile's switches are ignored in notify mode; a genuine notification is still copied",
 			build: func(t *testing.T, f *fixture) request {
-				return jsonBody(t, map[string]any{"data": f.sign(f.issued(f.fresh(t))), "concurrency": "lots"})
+				cert := f.fresh(t)
+				r := jsonBody(t, map[string]any{"data": f.sign(f.issued(cert)), "concurrency": "lots", "prune": "true"})
+				r.copyOf = cert
+				return r
 			},
-			status: 500, by: byAction, class: "configuration",
+			status: 200, by: byAction, action: "replicate", control: true,
+		},
+		hostileCase{
+			name: "override/unbound reconcile parameter with a bad value, forged token",
+			why:  "junk in parameters the manifest does not bind must not turn a forgery into a configuration error",
+			build: func(t *testing.T, f *fixture) request {
+				return jsonBody(t, map[string]any{"data": "eyJhbGciOiJSUzI1NiJ9.e30.AAAA", "concurrency": "lots"})
+			},
+			status: 401, by: byAction, class: "bad_signature",
 		},
 		hostileCase{
 			name: "override/control form body",
