@@ -210,7 +210,6 @@ func TestCallCounts(t *testing.T) {
 	assert.Equal(t, 3, b, "read, reimport, read back")
 }
 
-
 func TestRenameAndSameNames(t *testing.T) {
 	e := newEnv(t, 1)
 	bk := e.backups[0]
