@@ -2,6 +2,7 @@ package replicate_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +14,6 @@ import (
 	"github.com/certbackup/certbackup/internal/simulator"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"net/http/httptest"
 )
 
 const apiKey = "replicate-test-key-0000000000"
