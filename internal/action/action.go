@@ -293,10 +293,14 @@ func (a *Action) notify(ctx context.Context, log *slog.Logger, cfg *config.Confi
 		return web(http.StatusOK, body)
 	}
 	certs := n.CertificatesToCopy()
+	// The engine's own lines carry this activation's id and event too; the copy shares
+	// the container's cache of copy locations.
+	eng := *st.engine
+	eng.Logger = log
 	var pairs []replicate.PairResult
 	for _, c := range certs {
 		log.Info("replicating", slog.String("source_crn", c.CRN))
-		pairs = append(pairs, st.engine.ReplicateCertificate(ctx, c.CRN)...)
+		pairs = append(pairs, eng.ReplicateCertificate(ctx, c.CRN)...)
 	}
 	summary := map[string]int{}
 	failed := false

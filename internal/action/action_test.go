@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,3 +214,47 @@ func (panicHandler) Enabled(context.Context, slog.Level) bool  { return true }
 func (panicHandler) Handle(context.Context, slog.Record) error { panic("boom") }
 func (h panicHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
 func (h panicHandler) WithGroup(string) slog.Handler           { return h }
+
+func TestLogsCarryActivationAndNoSecrets(t *testing.T) {
+	w := newWorld(t)
+	var buf safeBuffer
+	w.a = New(Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), MinRetryInterval: 5 * time.Millisecond})
+	issued := w.sim.CA().MustIssue("www.example.com")
+	cert := w.sim.Seed(w.src, "web", "", issued)
+	tok := w.token(t, "cert_issued", cert)
+	status, _ := w.handle(w.with("data", tok))
+	require.Equal(t, 200, status)
+	logs := buf.String()
+	var replicated int
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "every log line is JSON: %s", line)
+		assert.Equal(t, "a1", rec["activation_id"], line)
+		if rec["msg"] == "replicated" {
+			replicated++
+			assert.Equal(t, "cert_issued", rec["event_type"])
+			assert.Equal(t, cert, rec["source_crn"])
+		}
+	}
+	assert.Equal(t, 1, replicated)
+	for _, s := range []string{apiKey, tok, "PRIVATE KEY", issued.KeyPEM[40:80]} {
+		assert.NotContains(t, logs, s)
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
