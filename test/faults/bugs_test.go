@@ -1,0 +1,287 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/certbackup/certbackup/internal/match"
+	"github.com/certbackup/certbackup/internal/owproxy"
+	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/testpki"
+	"github.com/certbackup/certbackup/test/harness"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Bugs in non-test code that these tests found (reported to the owners; not fixed here,
+// these packages are someone else's). While a flag is true, a test that reproduces the
+// bug runs the whole scenario and asserts everything else, then skips, naming the bug,
+// at the one assertion the bug breaks, and the soak logs the bug's symptoms instead of
+// failing on them. Set a flag to false once its bug is fixed.
+const (
+	// bugRepeatedListingEntry: a paged listing of a backup can return the same
+	// certificate twice (keyset cursor, the copy's expires_on moved by a concurrent
+	// reimport between two pages; the simulator's choice 11, as the real service).
+	// match.Find and match.NewIndex take the repeat for a second copy (Found.Extra /
+	// Step.Duplicates holds the copy's own CRN), and replicate.Engine.CopyTo (and the
+	// reconcile's removeDuplicates) then deletes it: the backup loses its only copy
+	// while the activation answers 200 "every certificate is in every backup" (or the
+	// reconcile reports match). Seen in the soak: copies reported with
+	// removed_duplicates == [copy_crn], then 404 on read-back in a racing activation.
+	bugRepeatedListingEntry = true
+
+	// bugImportRetriedAfterWrite: internal/cms retries Import, a non-idempotent POST,
+	// on a network error or a 5xx (go-sdk-core's retry policy applies to every
+	// method), though the service may have imported the certificate before the answer
+	// was lost. Each retry imports another copy. On the notification path the listing
+	// after the import converges them when one attempt finally gets its answer; when
+	// every answer is lost the activation answers 502 and leaves up to 4 copies. On the
+	// reconcile path (no listing after an import) one lost answer leaves two copies
+	// and the report says match.
+	bugImportRetriedAfterWrite = true
+)
+
+// skipIfKnown skips, naming the bug, when the bug's flag is set and its symptom shows;
+// otherwise the symptom is a test failure.
+func skipIfKnown(t *testing.T, known bool, symptom bool, bug, format string, args ...any) {
+	t.Helper()
+	if !symptom {
+		return
+	}
+	if known {
+		t.Skipf("KNOWN BUG %s: "+format, append([]any{bug}, args...)...)
+	}
+	t.Errorf("%s: "+format, append([]any{bug}, args...)...)
+}
+
+// listingWorld sets up a backup whose listing takes two pages, with the only copy X of
+// source certificate S first in the order (it expires soonest), and a source version
+// newer than X, so that copying S reimports X.
+type listingWorld struct {
+	s       *harness.Stack
+	sink    string
+	src, cp string
+}
+
+func newListingWorld(t *testing.T) *listingWorld {
+	t.Helper()
+	s := newStack(t, harness.Options{Backups: 1, NoChannel: true})
+	w := &listingWorld{s: s, sink: addSink(t, s)}
+	ca := s.Sim.CA()
+	first, err := ca.Issue(testpki.Options{Domains: []string{"shop.example.com"}, NotAfter: time.Now().Add(30 * 24 * time.Hour)})
+	require.NoError(t, err)
+	w.src = s.Sim.Seed(s.Source, "shop", "web shop", first)
+	// A copy made earlier (by hand here, so that no exec has it in its cache).
+	w.cp = s.Sim.Seed(s.Backups[0], "shop", match.CopyDescription("web shop", w.src), first)
+	// 200 certificates that are not copies, expiring later: the listing (200 a page)
+	// is two pages, X on the first.
+	for i := range 200 {
+		s.Sim.Seed(s.Backups[0], fmt.Sprintf("other-%03d", i), "", ca.MustIssue("other.example.com"))
+	}
+	registerSecrets(nil, []string{first.KeyPEM}, nil)
+	return w
+}
+
+// moveCopyDuringTheListing arranges that the backup's second listing page is answered
+// 2 s late, waits until the first page was answered, then reimports X (as a racing
+// activation copying the same renewal would) with a certificate expiring last, so that
+// the second page holds X again.
+func (w *listingWorld) moveCopyDuringTheListing(t *testing.T, started <-chan struct{}) {
+	t.Helper()
+	<-started
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pages := 0
+		for _, q := range w.s.Sim.Requests() {
+			if q.Op == simulator.OpList && q.Instance == w.s.Backups[0] && q.Status == 200 {
+				pages++
+			}
+		}
+		if pages >= 1 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the first listing page never came")
+		time.Sleep(5 * time.Millisecond)
+	}
+	later, err := w.s.Sim.CA().Issue(testpki.Options{Domains: []string{"shop.example.com"}, NotAfter: time.Now().Add(180 * 24 * time.Hour)})
+	require.NoError(t, err)
+	registerSecrets(nil, []string{later.KeyPEM}, nil)
+	require.NoError(t, w.s.Sim.Reimport(w.cp, later.CertPEM, later.KeyPEM, later.Intermediate))
+}
+
+func (w *listingWorld) delaySecondPage() {
+	b := w.s.Backups[0]
+	w.s.Sim.ResetLog()
+	w.s.Sim.Inject(simulator.Fault{Op: simulator.OpList, Instance: b, Times: 1})                         // page 1: untouched
+	w.s.Sim.Inject(simulator.Fault{Op: simulator.OpList, Instance: b, Delay: 2 * time.Second, Times: 1}) // page 2: late
+}
+
+// TestRepeatedListingEntryNotification: a renewal's notification lists the backup
+// while a racing writer reimports the copy between the two pages. The copy appears on
+// both pages; it is still one copy and must survive.
+func TestRepeatedListingEntryNotification(t *testing.T) {
+	t.Parallel()
+	w := newListingWorld(t)
+	s := w.s
+	next := s.Sim.CA().MustIssue("shop.example.com")
+	registerSecrets(nil, []string{next.KeyPEM}, nil)
+	require.NoError(t, s.Sim.Reimport(w.src, next.CertPEM, next.KeyPEM, next.Intermediate))
+	token := lastToken(t, s, w.sink, simulator.EventCertReimported)
+
+	w.delaySecondPage()
+	started := make(chan struct{})
+	done := make(chan notifyResult, 1)
+	go func() {
+		close(started)
+		done <- notify(s, token)
+	}()
+	w.moveCopyDuringTheListing(t, started)
+	r := <-done
+	require.NoError(t, r.Err)
+	assert.Equal(t, 200, r.Status, "%v", r.Body)
+	p := pairs(r.Body)[s.Backups[0]]
+	require.Len(t, p, 1)
+	removed, _ := p[0]["removed_duplicates"].([]any)
+	copies := copiesOf(s, s.Backups[0], w.src)
+	lost := len(copies) == 0
+
+	// The next reconcile repairs it whatever happened.
+	s.Sim.ClearFaults()
+	runReconcile(t, s, nil)
+	requireMirror(t, s)
+
+	skipIfKnown(t, bugRepeatedListingEntry, lost, "bugRepeatedListingEntry (internal/match Find; internal/replicate Engine.CopyTo)",
+		"the activation answered %d, reported copy %v verified and removed_duplicates %v: the backup was left with %d copies", r.Status, p[0]["copy_crn"], removed, len(copies))
+	assert.Empty(t, removed, "a certificate seen twice in a listing is not a duplicate of itself")
+	if assert.Len(t, copies, 1) {
+		assert.True(t, copies[0].Data == mustGet(t, s, w.src).Data, "the copy holds the renewal")
+	}
+}
+
+// TestRepeatedListingEntryReconcile: the same race during the reconcile's listing.
+func TestRepeatedListingEntryReconcile(t *testing.T) {
+	t.Parallel()
+	w := newListingWorld(t)
+	s := w.s
+	next := s.Sim.CA().MustIssue("shop.example.com")
+	registerSecrets(nil, []string{next.KeyPEM}, nil)
+	require.NoError(t, s.Sim.Reimport(w.src, next.CertPEM, next.KeyPEM, next.Intermediate))
+
+	w.delaySecondPage()
+	started := make(chan struct{})
+	done := make(chan map[string]any, 1)
+	go func() {
+		close(started)
+		done <- reconcileReport(s)
+	}()
+	w.moveCopyDuringTheListing(t, started)
+	rep := <-done
+	copies := copiesOf(s, s.Backups[0], w.src)
+	lost := len(copies) == 0
+	t.Logf("reconcile during the race: match=%v counts=%v; copies left %d", rep["match"], rep["counts"], len(copies))
+
+	s.Sim.ClearFaults()
+	runReconcile(t, s, nil)
+	requireMirror(t, s)
+
+	skipIfKnown(t, bugRepeatedListingEntry, lost, "bugRepeatedListingEntry (internal/match NewIndex; internal/reconcile, internal/replicate Engine.CopyTo)",
+		"the reconcile reported match=%v counts=%v and left the backup without a copy", rep["match"], rep["counts"])
+	assert.Len(t, copies, 1)
+}
+
+// TestImportAnswerLostEveryTime: every import into a backup is carried out and its
+// answer lost. The action must answer before its deadline with 502; what the backup
+// holds must be whole, and a single copy; the next step must converge.
+func TestImportAnswerLostEveryTime(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, harness.Options{Backups: 2, NoChannel: true, Timeout: activationTimeout})
+	sink := addSink(t, s)
+	s.Sim.Inject(simulator.Fault{Op: simulator.OpImport, Instance: s.Backups[0], Drop: true, AfterOp: true})
+	src, err := s.Sim.Order(s.Source, "shop", "shop.example.com")
+	require.NoError(t, err)
+	token := lastToken(t, s, sink, simulator.EventCertIssued)
+
+	r := notify(s, token)
+	require.NoError(t, r.Err)
+	t.Logf("answered %d in %s (deadline %s)", r.Status, fmtDur(r.Elapsed), activationTimeout)
+	assert.Less(t, r.Elapsed, activationTimeout)
+	assert.Equal(t, 502, r.Status)
+	want := mustGet(t, s, src).Data
+	copies := copiesOf(s, s.Backups[0], src)
+	for _, c := range copies {
+		assert.True(t, c.Data == want, "every copy written is whole")
+	}
+	assert.Len(t, copiesOf(s, s.Backups[1], src), 1)
+	left := len(copies)
+
+	// The next step, faults cleared: a replay of the notification converges on one copy
+	// (the smallest CRN), and the reconcile finds the backups equal to the source.
+	s.Sim.ClearFaults()
+	r = notify(s, token)
+	assert.Equal(t, 200, r.Status, "%v", r.Body)
+	assert.Len(t, copiesOf(s, s.Backups[0], src), 1, "the replay converged on one copy")
+	runReconcile(t, s, nil)
+	requireMirror(t, s)
+
+	skipIfKnown(t, bugImportRetriedAfterWrite, left > 1, "bugImportRetriedAfterWrite (internal/cms Client.Import retried; internal/replicate Engine.CopyTo)",
+		"the 502 activation left %d copies in the backup (one per attempt of the retried POST)", left)
+	assert.LessOrEqual(t, left, 1, "never two copies")
+}
+
+// TestImportAnswerLostDuringReconcile: one import of the reconcile is carried out and
+// its answer lost. The reconcile must not leave two copies behind while reporting that
+// the backups match.
+func TestImportAnswerLostDuringReconcile(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, harness.Options{Backups: 1, NoChannel: true})
+	issued := s.Sim.CA().MustIssue("api.example.com")
+	registerSecrets(nil, []string{issued.KeyPEM}, nil)
+	src := s.Sim.Seed(s.Source, "api", "", issued)
+	s.Sim.Inject(simulator.Fault{Op: simulator.OpImport, Instance: s.Backups[0], Drop: true, AfterOp: true, Times: 1})
+
+	rep := reconcileReport(s)
+	copies := copiesOf(s, s.Backups[0], src)
+	want := mustGet(t, s, src).Data
+	for _, c := range copies {
+		assert.True(t, c.Data == want, "every copy written is whole")
+	}
+	s.Sim.ClearFaults()
+	runReconcile(t, s, nil)
+	requireMirror(t, s) // the next reconcile removes the duplicate
+
+	skipIfKnown(t, bugImportRetriedAfterWrite, len(copies) > 1 && rep["match"] == true,
+		"bugImportRetriedAfterWrite (internal/cms Client.Import retried; internal/replicate Engine.CopyTo without relisting for the reconcile)",
+		"the reconcile reported match=%v counts=%v and left %d copies", rep["match"], rep["counts"], len(copies))
+	if rep["match"] == true {
+		assert.Len(t, copies, 1, "a reconcile that reports match leaves one copy")
+	}
+}
+
+// reconcileReport runs a reconcile and returns its report (or its error object), for
+// goroutines and for runs that are allowed to fail. It never stops the test.
+func reconcileReport(s *harness.Stack) map[string]any {
+	params := maps.Clone(s.Params)
+	params["mode"] = "reconcile"
+	_, body, err := s.Pool.Run(context.Background(), params, owproxy.RunMeta{ActionName: "/guest/certbackup/reconcile", Timeout: reconcileTimeout})
+	harness.Collect(string(body))
+	if err != nil {
+		return map[string]any{"run_error": err.Error()}
+	}
+	var rep map[string]any
+	_ = json.Unmarshal(body, &rep)
+	if e, ok := rep["error"].(map[string]any); ok {
+		return e
+	}
+	return rep
+}
+
+func mustGet(t *testing.T, s *harness.Stack, crn string) simulator.StoredCertificate {
+	t.Helper()
+	c, ok := s.Sim.Get(crn)
+	require.True(t, ok, "%s exists", crn)
+	return c
+}

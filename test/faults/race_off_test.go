@@ -1,0 +1,6 @@
+//go:build !race
+
+package faults
+
+// raceEnabled: this binary is built with -race.
+const raceEnabled = false
