@@ -190,6 +190,12 @@ func (c *Client) service(base string) (*core.BaseService, error) {
 	return s, nil
 }
 
+// notIdempotent marks a call that creates something (import, channel create): after a
+// network error or a 5xx the service may have done it before the answer was lost, and
+// sending it again would create a second one. Such a call is retried only when the
+// service said it did nothing (429); the caller looks before trying again.
+type notIdempotent struct{}
+
 // checkRetry is go-sdk-core's policy (429, 5xx, network) bounded by the context: a
 // Retry-After that ends after the deadline is not waited for, because the wait could
 // only end in a deadline error and the caller is better served by a prompt 429.
@@ -197,6 +203,9 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	retry, perr := core.IBMCloudSDKRetryPolicy(ctx, resp, err)
 	if !retry || perr != nil {
 		return retry, perr
+	}
+	if ctx.Value(notIdempotent{}) != nil && (err != nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests) {
+		return false, nil
 	}
 	if resp != nil {
 		if d := retryAfter(resp.Header); d > 0 {
@@ -258,6 +267,10 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 		if err := c.ensureToken(ctx); err != nil {
 			return statusOf(err), err
 		}
+	}
+	if k.method == http.MethodPost && (k.op == "import" || k.op == "channels.create") ||
+		k.method == http.MethodPut && k.op == "channels.create" {
+		ctx = context.WithValue(ctx, notIdempotent{}, true)
 	}
 	u, err := url.Parse(base + k.path)
 	if err != nil {
@@ -411,11 +424,22 @@ func notificationsPath(instance, rest string) string {
 }
 
 // ListCertificates returns the metadata of every certificate of the instance,
-// following the paging cursor until the last page.
+// following the paging cursor until the last page. Each certificate appears once: the
+// listing is ordered by a field that changes (expires_on), so a certificate renewed
+// while the pages are read can come back on a later page too; its later, more recent
+// entry wins, in the place of the first.
 func (c *Client) ListCertificates(ctx context.Context, instance string) ([]Certificate, error) {
 	var all []Certificate
+	at := map[string]int{}
 	err := c.ListCertificatePages(ctx, instance, func(page []Certificate) error {
-		all = append(all, page...)
+		for _, cert := range page {
+			if i, seen := at[cert.ID]; seen {
+				all[i] = cert
+				continue
+			}
+			at[cert.ID] = len(all)
+			all = append(all, cert)
+		}
 		return nil
 	})
 	return all, err

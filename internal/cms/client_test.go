@@ -3,9 +3,11 @@ package cms_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -350,4 +352,77 @@ func TestValidateEndpoint(t *testing.T) {
 	}
 	_, err := cms.New(cms.Config{APIKey: "k", Endpoints: map[string]string{"us-south": "http://example.com"}})
 	assert.Error(t, err, "an http override on a network host is refused at construction")
+}
+
+// TestImportIsNotRetriedWhenItMayHaveHappened: an import is a POST that creates a
+// certificate; after a 5xx or a lost answer it may have been carried out, so it is not
+// sent again (the engine looks first). A 429 means the service did nothing: retried.
+func TestImportIsNotRetriedWhenItMayHaveHappened(t *testing.T) {
+	f := setup(t)
+	i := f.sim.CA().MustIssue("imp.example.com")
+	req := cms.ImportRequest{Name: "imp", Data: cms.Data{Content: i.CertPEM, PrivKey: i.KeyPEM}}
+	tests := []struct {
+		name      string
+		fault     simulator.Fault
+		calls     int
+		ambiguous bool
+		ok        bool
+	}{
+		{name: "503", fault: simulator.Fault{Op: simulator.OpImport, Status: 503, Times: 1}, calls: 1, ambiguous: true},
+		{name: "answer lost after the write", fault: simulator.Fault{Op: simulator.OpImport, Drop: true, AfterOp: true, Times: 1}, calls: 1, ambiguous: true},
+		{name: "429 is retried", fault: simulator.Fault{Op: simulator.OpImport, Status: 429, RetryAfter: "0", Times: 1}, calls: 2, ok: true},
+		{name: "400 is final", fault: simulator.Fault{Op: simulator.OpImport, Status: 400, Times: 1}, calls: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.sim.ResetLog()
+			f.sim.Inject(tt.fault)
+			_, err := f.client.Import(ctx(t), f.bk, req)
+			assert.Equal(t, tt.calls, f.sim.Count(simulator.OpImport, f.bk))
+			if tt.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Equal(t, tt.ambiguous, cms.IsAmbiguous(err), "%v", err)
+		})
+	}
+	// Reads stay retried as before.
+	f.sim.ResetLog()
+	f.sim.Inject(simulator.Fault{Op: simulator.OpList, Status: 503, Times: 1})
+	_, err := f.client.ListCertificates(ctx(t), f.bk)
+	require.NoError(t, err)
+	assert.Equal(t, 2, f.sim.Count(simulator.OpList, f.bk))
+}
+
+// TestListingRepeatsAreMerged: the listing is ordered by expires_on with a keyset
+// cursor, so a certificate renewed between two pages comes back on a later page. It is
+// one certificate: listed once, with its newer entry.
+func TestListingRepeatsAreMerged(t *testing.T) {
+	const inst = "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst::"
+	cert := func(id string, exp int64) map[string]any {
+		return map[string]any{"_id": strings.TrimSuffix(inst, ":") + "certificate:" + id, "name": id, "expires_on": exp}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/identity/token" {
+			fmt.Fprintf(w, `{"access_token":"t","token_type":"Bearer","expires_in":3600,"expiration":%d}`, time.Now().Add(time.Hour).Unix())
+			return
+		}
+		var page map[string]any
+		if r.URL.Query().Get("start_from_document_id") == "" {
+			page = map[string]any{"certificates": []any{cert("aa", 1), cert("bb", 2)}, "nextPageInfo": map[string]string{"startWithDocId": "bb", "startWithOrderByValue": "2"}}
+		} else {
+			page = map[string]any{"certificates": []any{cert("cc", 3), cert("aa", 9)}, "nextPageInfo": map[string]string{"startWithDocId": "", "startWithOrderByValue": ""}}
+		}
+		_ = json.NewEncoder(w).Encode(page)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := cms.New(cms.Config{APIKey: "k", IAMURL: srv.URL, Endpoints: map[string]string{"us-south": srv.URL}})
+	require.NoError(t, err)
+	list, err := c.ListCertificates(ctx(t), inst)
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	assert.Equal(t, "aa", list[0].Name)
+	assert.EqualValues(t, 9, list[0].ExpiresOn, "the newer entry wins")
 }

@@ -62,6 +62,24 @@ func IsRetryable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded)
 }
 
+// IsAmbiguous reports whether a failed call that creates something (an import) may
+// nevertheless have been carried out: the answer was lost (network error, deadline) or
+// was a server error. The caller must look before creating again.
+func IsAmbiguous(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+	}
+	switch {
+	case e.Op == "authenticate":
+		return false // the call itself was never sent
+	case e.StatusCode == 0:
+		return true // no answer at all
+	default:
+		return e.StatusCode >= 500
+	}
+}
+
 // StatusCode returns the HTTP status of a failed call, 0 when there was none.
 func StatusCode(err error) int { return statusOf(err) }
 

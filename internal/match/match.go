@@ -108,7 +108,14 @@ type Found struct {
 func Find(backup []cms.Certificate, sourceCRN, sourceName string) Found {
 	var f Found
 	var copies []cms.Certificate
+	seen := map[string]bool{}
 	for _, c := range backup {
+		// A paged listing can return one certificate twice (it moved in the sort order
+		// between two pages): it is still one certificate, never its own duplicate.
+		if seen[c.ID] {
+			continue
+		}
+		seen[c.ID] = true
 		switch {
 		case IsCopyOf(c, sourceCRN):
 			copies = append(copies, c)
@@ -139,7 +146,12 @@ type Index struct {
 // NewIndex indexes a backup listing.
 func NewIndex(backup []cms.Certificate) Index {
 	ix := Index{BySource: map[string][]cms.Certificate{}, Unmanaged: map[string][]cms.Certificate{}}
+	seen := map[string]bool{}
 	for _, c := range backup {
+		if seen[c.ID] {
+			continue // see Find
+		}
+		seen[c.ID] = true
 		if src, ok := SourceOf(c.Description); ok {
 			ix.BySource[src] = append(ix.BySource[src], c)
 		} else {

@@ -79,3 +79,13 @@ func TestSameCertificate(t *testing.T) {
 	b.Domains = []string{"a", "b"}
 	assert.False(t, SameCertificate(a, b))
 }
+
+func TestRepeatedListingEntryIsNotADuplicate(t *testing.T) {
+	cp := cms.Certificate{ID: "b1", Name: "web", Description: Marker(srcA)}
+	moved := cp
+	moved.ExpiresOn = 99 // renewed between two pages of the listing
+	f := Find([]cms.Certificate{cp, {ID: "b2", Name: "x"}, moved}, srcA, "web")
+	require.NotNil(t, f.Copy)
+	assert.Empty(t, f.Extra, "a certificate listed twice is not its own duplicate")
+	assert.Empty(t, NewIndex([]cms.Certificate{cp, moved}).Lookup(srcA, "web").Extra)
+}

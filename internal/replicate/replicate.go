@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/match"
@@ -229,11 +230,7 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 
 	wrote := Outcome("")
 	if found.Copy == nil {
-		imported, err := t.Import(ctx, cms.ImportRequest{
-			Name:        src.Name,
-			Description: match.CopyDescription(src.Description, src.ID),
-			Data:        src.Data,
-		})
+		imported, err := e.importOnce(ctx, t, src)
 		if err != nil {
 			failWith(&r, fmt.Errorf("import: %w", err))
 			return r
@@ -318,6 +315,9 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 	e.Cache.put(t.InstanceCRN(), src.ID, found.Copy.ID)
 
 	for _, extra := range found.Extra {
+		if extra.ID == found.Copy.ID {
+			continue // never the copy itself, whatever a listing said
+		}
 		if err := t.Delete(ctx, extra.ID); err != nil && !cms.IsNotFound(err) {
 			// Harmless: the extra copy holds the same source; the next run removes it.
 			r.Message = fmt.Sprintf("duplicate copy %s not removed yet: %v", extra.ID, err)
@@ -338,6 +338,41 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 		r.Message = "imported beside a certificate of the same name that is not a copy; that certificate was left untouched"
 	}
 	return r
+}
+
+// importAttempts bounds the imports of one copy whose earlier attempts ended without
+// an answer (the client does not resend an import by itself: see cms.IsAmbiguous).
+const importAttempts = 3
+
+// importOnce imports src into t so that at most one copy results: after a failure
+// that leaves it unknown whether the service imported it (lost answer, 5xx), it lists
+// t and takes the copy it finds; only when there is none does it import again.
+func (e *Engine) importOnce(ctx context.Context, t Target, src *cms.CertificateWithData) (*cms.Certificate, error) {
+	req := cms.ImportRequest{
+		Name:        src.Name,
+		Description: match.CopyDescription(src.Description, src.ID),
+		Data:        src.Data,
+	}
+	var err error
+	for attempt := 1; ; attempt++ {
+		var imported *cms.Certificate
+		imported, err = t.Import(ctx, req)
+		if err == nil || !cms.IsAmbiguous(err) || attempt == importAttempts {
+			return imported, err
+		}
+		all, lerr := t.List(ctx)
+		if lerr != nil {
+			return nil, err
+		}
+		if f := match.Find(all, src.ID, src.Name); f.Copy != nil {
+			return f.Copy, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
 }
 
 // lookup finds the copy of src in t: through the cache when it knows the copy (one

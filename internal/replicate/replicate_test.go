@@ -349,3 +349,23 @@ func TestNothingSecretInResults(t *testing.T) {
 		assert.NotContains(t, s, apiKey)
 	}
 }
+
+// TestLostImportAnswer: the import was carried out but its answer was lost. The engine
+// looks before importing again: one copy, verified, no failure.
+func TestLostImportAnswer(t *testing.T) {
+	e := newEnv(t, 1)
+	cert := e.sim.Seed(e.src, "web", "", e.sim.CA().MustIssue("www.example.com"))
+	e.sim.Inject(simulator.Fault{Op: simulator.OpImport, Drop: true, AfterOp: true, Times: 1})
+	res := e.engine().ReplicateCertificate(ctx(t), cert)
+	assert.Equal(t, replicate.Imported, res[0].Outcome, res[0].Message)
+	assert.True(t, res[0].Verified)
+	e.assertExactCopy(t, e.backups[0], cert)
+	assert.Equal(t, 1, e.sim.Count(simulator.OpImport, e.backups[0]), "never sent twice")
+
+	// Every answer lost: still one copy, and it is found.
+	cert2 := e.sim.Seed(e.src, "api", "", e.sim.CA().MustIssue("api.example.com"))
+	e.sim.Inject(simulator.Fault{Op: simulator.OpImport, Drop: true, AfterOp: true})
+	res = e.engine().ReplicateCertificate(ctx(t), cert2)
+	assert.Equal(t, replicate.Imported, res[0].Outcome, res[0].Message)
+	e.assertExactCopy(t, e.backups[0], cert2)
+}
