@@ -73,7 +73,7 @@ func newListingWorld(t *testing.T) *listingWorld {
 	for i := range 200 {
 		s.Sim.Seed(s.Backups[0], fmt.Sprintf("other-%03d", i), "", ca.MustIssue("other.example.com"))
 	}
-	registerSecrets(nil, []string{first.KeyPEM}, nil)
+	harness.RegisterSecrets(nil, []string{first.KeyPEM}, nil)
 	return w
 }
 
@@ -100,7 +100,7 @@ func (w *listingWorld) moveCopyDuringTheListing(t *testing.T, started <-chan str
 	}
 	later, err := w.s.Sim.CA().Issue(testpki.Options{Domains: []string{"shop.example.com"}, NotAfter: time.Now().Add(180 * 24 * time.Hour)})
 	require.NoError(t, err)
-	registerSecrets(nil, []string{later.KeyPEM}, nil)
+	harness.RegisterSecrets(nil, []string{later.KeyPEM}, nil)
 	require.NoError(t, w.s.Sim.Reimport(w.cp, later.CertPEM, later.KeyPEM, later.Intermediate))
 }
 
@@ -119,7 +119,7 @@ func TestRepeatedListingEntryNotification(t *testing.T) {
 	w := newListingWorld(t)
 	s := w.s
 	next := s.Sim.CA().MustIssue("shop.example.com")
-	registerSecrets(nil, []string{next.KeyPEM}, nil)
+	harness.RegisterSecrets(nil, []string{next.KeyPEM}, nil)
 	require.NoError(t, s.Sim.Reimport(w.src, next.CertPEM, next.KeyPEM, next.Intermediate))
 	token := lastToken(t, s, w.sink, simulator.EventCertReimported)
 
@@ -159,7 +159,7 @@ func TestRepeatedListingEntryReconcile(t *testing.T) {
 	w := newListingWorld(t)
 	s := w.s
 	next := s.Sim.CA().MustIssue("shop.example.com")
-	registerSecrets(nil, []string{next.KeyPEM}, nil)
+	harness.RegisterSecrets(nil, []string{next.KeyPEM}, nil)
 	require.NoError(t, s.Sim.Reimport(w.src, next.CertPEM, next.KeyPEM, next.Intermediate))
 
 	w.delaySecondPage()
@@ -231,7 +231,7 @@ func TestImportAnswerLostDuringReconcile(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, harness.Options{Backups: 1, NoChannel: true})
 	issued := s.Sim.CA().MustIssue("api.example.com")
-	registerSecrets(nil, []string{issued.KeyPEM}, nil)
+	harness.RegisterSecrets(nil, []string{issued.KeyPEM}, nil)
 	src := s.Sim.Seed(s.Source, "api", "", issued)
 	s.Sim.Inject(simulator.Fault{Op: simulator.OpImport, Instance: s.Backups[0], Drop: true, AfterOp: true, Times: 1})
 

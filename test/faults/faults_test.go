@@ -242,7 +242,7 @@ func runFaultCase(t *testing.T, tc faultCase) {
 		r := notify(s, lastToken(t, s, sink, simulator.EventCertIssued))
 		require.Equal(t, 200, r.Status, "first copy: %v", r.Body)
 		before, _ = s.Sim.Get(src)
-		registerStack(s)
+		harness.RegisterStack(s)
 		s.Sim.ResetLog()
 		for _, f := range tc.faults(s) {
 			s.Sim.Inject(f)
@@ -250,7 +250,7 @@ func runFaultCase(t *testing.T, tc faultCase) {
 		require.NoError(t, s.Sim.Renew(src))
 		event = simulator.EventCertRenewed
 	} else {
-		registerStack(s)
+		harness.RegisterStack(s)
 		s.Sim.ResetLog()
 		for _, f := range tc.faults(s) {
 			s.Sim.Inject(f)

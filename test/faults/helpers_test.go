@@ -33,7 +33,7 @@ func newStack(t *testing.T, o harness.Options) *harness.Stack {
 	t.Helper()
 	s := harness.NewStack(t, o)
 	// Cleanups run last-in first-out: this one runs before the harness tears down.
-	t.Cleanup(func() { registerStack(s) })
+	t.Cleanup(func() { harness.RegisterStack(s) })
 	return s
 }
 

@@ -48,5 +48,5 @@ func scanCollected() []harness.Leak {
 	if len(harness.FindSecrets(probe, nil, nil, nil)) == 0 {
 		return []harness.Leak{{Kind: "scanner", Excerpt: "harness.FindSecrets missed a planted JWT"}}
 	}
-	return scan(harness.Collected())
+	return harness.Scan(harness.Collected())
 }

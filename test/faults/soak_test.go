@@ -67,7 +67,7 @@ func TestSoak(t *testing.T) {
 	counts, _ := rep["counts"].(map[string]any)
 	require.EqualValues(t, n*len(s.Backups), counts["imported"], "the initial reconcile imported every certificate")
 	requireMirror(t, s)
-	registerStack(s)
+	harness.RegisterStack(s)
 
 	sink := addSink(t, s)
 	s.Sim.SetSeed(soakSeed)
@@ -118,7 +118,7 @@ func TestSoak(t *testing.T) {
 					require.NoError(t, s.Sim.Renew(srcs[i]))
 				} else {
 					next := s.Sim.CA().MustIssue(domain(i))
-					registerSecrets(nil, []string{next.KeyPEM}, nil)
+					harness.RegisterSecrets(nil, []string{next.KeyPEM}, nil)
 					require.NoError(t, s.Sim.Reimport(srcs[i], next.CertPEM, next.KeyPEM, next.Intermediate))
 				}
 			}

@@ -192,8 +192,8 @@ func TestNoSecretsInAnyOutput(t *testing.T) {
 	}
 	tokens = append(tokens, forged)
 	apiKeys := []string{s.APIKey, bogus, bogusBackup, malformed, spaced}
-	pems := keys(keyPEMs)
-	registerSecrets(apiKeys, pems, tokens)
+	pems := harness.SortedKeys(keyPEMs)
+	harness.RegisterSecrets(apiKeys, pems, tokens)
 
 	logs := s.AllLogs()
 	all := strings.Join(append(c.out, logs), "\n")

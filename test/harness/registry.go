@@ -1,20 +1,18 @@
-package secrets
+package harness
 
 import (
 	"slices"
 	"strings"
 	"sync"
-
-	"github.com/certbackup/certbackup/test/harness"
 )
 
-// The secrets that tests register, for TestMain's scan of everything collected.
+// The secrets that tests register, for a TestMain that scans everything collected.
 var registry = struct {
 	sync.Mutex
 	apiKeys, keyPEMs, tokens map[string]bool
 }{apiKeys: map[string]bool{}, keyPEMs: map[string]bool{}, tokens: map[string]bool{}}
 
-func registerSecrets(apiKeys, keyPEMs, tokens []string) {
+func RegisterSecrets(apiKeys, keyPEMs, tokens []string) {
 	registry.Lock()
 	defer registry.Unlock()
 	for _, k := range apiKeys {
@@ -28,14 +26,14 @@ func registerSecrets(apiKeys, keyPEMs, tokens []string) {
 	}
 }
 
-// registerStack registers the stack's API key, the private key of every certificate it
+// RegisterStack registers the stack's API key, the private key of every certificate it
 // holds now in any instance and every notification token it signed.
-func registerStack(s *harness.Stack) {
-	apiKeys, keyPEMs, tokens := stackSecrets(s)
-	registerSecrets(apiKeys, keyPEMs, tokens)
+func RegisterStack(s *Stack) {
+	apiKeys, keyPEMs, tokens := StackSecrets(s)
+	RegisterSecrets(apiKeys, keyPEMs, tokens)
 }
 
-func stackSecrets(s *harness.Stack) (apiKeys, keyPEMs, tokens []string) {
+func StackSecrets(s *Stack) (apiKeys, keyPEMs, tokens []string) {
 	for _, inst := range append([]string{s.Source}, s.Backups...) {
 		for _, c := range s.Sim.Snapshot(inst) {
 			if c.Data.PrivKey != "" {
@@ -49,7 +47,7 @@ func stackSecrets(s *harness.Stack) (apiKeys, keyPEMs, tokens []string) {
 	return []string{s.APIKey}, keyPEMs, tokens
 }
 
-func keys(m map[string]bool) []string {
+func SortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -58,17 +56,17 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-// scan runs harness.FindSecrets over texts with every registered secret. The generic
+// scan runs FindSecrets over texts with every registered secret. The generic
 // checks and the API keys look at the whole text; a notification token or a line of a
 // key's base64 body can only appear inside a run of their alphabets, so those (thousands
 // in the soak) are looked for in the distinct runs only, which keeps the scan fast.
-func scan(texts []string) []harness.Leak {
+func Scan(texts []string) []Leak {
 	registry.Lock()
-	apiKeys, keyPEMs, tokens := keys(registry.apiKeys), keys(registry.keyPEMs), keys(registry.tokens)
+	apiKeys, keyPEMs, tokens := SortedKeys(registry.apiKeys), SortedKeys(registry.keyPEMs), SortedKeys(registry.tokens)
 	registry.Unlock()
 	text := strings.Join(texts, "\n")
-	leaks := harness.FindSecrets(text, apiKeys, nil, nil)
-	only := func(kind string, ls []harness.Leak) {
+	leaks := FindSecrets(text, apiKeys, nil, nil)
+	only := func(kind string, ls []Leak) {
 		for _, l := range ls {
 			if l.Kind == kind {
 				leaks = append(leaks, l)
@@ -81,8 +79,8 @@ func scan(texts []string) []harness.Leak {
 	b64Alphabet := func(r rune) bool {
 		return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == '/' || r == '='
 	}
-	only("token", harness.FindSecrets(runs(text, jwtAlphabet, 40), nil, nil, tokens))
-	only("private key body", harness.FindSecrets(runs(text, b64Alphabet, 40), nil, keyPEMs, nil))
+	only("token", FindSecrets(runs(text, jwtAlphabet, 40), nil, nil, tokens))
+	only("private key body", FindSecrets(runs(text, b64Alphabet, 40), nil, keyPEMs, nil))
 	return leaks
 }
 
