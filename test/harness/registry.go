@@ -12,6 +12,7 @@ var registry = struct {
 	apiKeys, keyPEMs, tokens map[string]bool
 }{apiKeys: map[string]bool{}, keyPEMs: map[string]bool{}, tokens: map[string]bool{}}
 
+// RegisterSecrets adds secrets that Scan must never find.
 func RegisterSecrets(apiKeys, keyPEMs, tokens []string) {
 	registry.Lock()
 	defer registry.Unlock()
@@ -33,6 +34,7 @@ func RegisterStack(s *Stack) {
 	RegisterSecrets(apiKeys, keyPEMs, tokens)
 }
 
+// StackSecrets lists a stack's API key, private keys and signed tokens.
 func StackSecrets(s *Stack) (apiKeys, keyPEMs, tokens []string) {
 	for _, inst := range append([]string{s.Source}, s.Backups...) {
 		for _, c := range s.Sim.Snapshot(inst) {
@@ -47,6 +49,7 @@ func StackSecrets(s *Stack) (apiKeys, keyPEMs, tokens []string) {
 	return []string{s.APIKey}, keyPEMs, tokens
 }
 
+// SortedKeys returns a set's members in order.
 func SortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
