@@ -64,7 +64,11 @@ func New(o Options) *Action {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.http == nil {
-		a.http = &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// As many idle connections per host as the reconcile runs calls at once: the
+		// default two would make every extra call dial (and handshake) again.
+		tr.MaxIdleConnsPerHost = cms.MaxIdleConnsPerHost
+		a.http = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	if a.now == nil {
 		a.now = time.Now

@@ -141,6 +141,19 @@ func (e *Engine) ReplicateCertificate(ctx context.Context, certCRN string) []Pai
 	base := func(t Target) PairResult {
 		return PairResult{SourceCRN: certCRN, Backup: t.InstanceCRN()}
 	}
+	// Read every copy the cache knows while the source is being downloaded: the two
+	// are independent, and on a warm replay they are all the calls there are.
+	prefetched := make([]chan prefetch, len(e.Targets))
+	for i, t := range e.Targets {
+		if known := e.Cache.get(t.InstanceCRN(), certCRN); known != "" {
+			ch := make(chan prefetch, 1)
+			prefetched[i] = ch
+			go func() {
+				cp, err := t.Download(ctx, known)
+				ch <- prefetch{crn: known, cp: cp, err: err}
+			}()
+		}
+	}
 	src, err := e.Source.Download(ctx, certCRN)
 	if err != nil {
 		for i, t := range e.Targets {
@@ -179,7 +192,7 @@ func (e *Engine) ReplicateCertificate(ctx context.Context, certCRN string) []Pai
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = e.CopyTo(ctx, t, src, bundle, nil, CopyOptions{})
+			results[i] = e.CopyTo(ctx, t, src, bundle, nil, CopyOptions{prefetched: prefetched[i]})
 		}()
 	}
 	wg.Wait()
@@ -205,6 +218,16 @@ type CopyOptions struct {
 	// KnownDifferent: the caller saw from the metadata that the copy holds another
 	// certificate, so the copy is reimported without being downloaded first.
 	KnownDifferent bool
+
+	// prefetched is the read of the cached copy, started while the source was being
+	// downloaded (ReplicateCertificate), so that a warm replay costs one round trip.
+	prefetched <-chan prefetch
+}
+
+type prefetch struct {
+	crn string
+	cp  *cms.CertificateWithData
+	err error
 }
 
 // CopyTo makes src (already checked into bundle) exist in t. found is what the caller
@@ -219,7 +242,7 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 
 	raceCheck := found == nil
 	if found == nil {
-		f, read, err := e.lookup(ctx, t, src)
+		f, read, err := e.lookup(ctx, t, src, opts.prefetched)
 		if err != nil {
 			failWith(&r, fmt.Errorf("find the copy: %w", err))
 			return r
@@ -265,13 +288,28 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 		cp = nil
 	} else if cp == nil || cp.ID != found.Copy.ID {
 		got, err := t.Download(ctx, found.Copy.ID)
+		for retry := 0; err != nil && cms.IsNotFound(err) && raceCheck && retry < 3; retry++ {
+			// A racing activation imported a copy with a smaller CRN after our listing
+			// and removed the one we took for the winner: converge on the new winner.
+			all, lerr := t.List(ctx)
+			if lerr != nil {
+				break
+			}
+			f := match.Find(all, src.ID, src.Name)
+			if f.Copy == nil {
+				break
+			}
+			found = &f
+			r.CopyCRN = found.Copy.ID
+			got, err = t.Download(ctx, found.Copy.ID)
+		}
 		if err != nil {
 			failWith(&r, fmt.Errorf("read the copy: %w", err))
 			return r
 		}
 		cp = got
 	}
-	if cp == nil || digestOf(cp) != want {
+	if cp == nil || !sameMaterial(cp, src, want) {
 		if _, err := t.Reimport(ctx, found.Copy.ID, src.Data); err != nil {
 			failWith(&r, fmt.Errorf("reimport: %w", err))
 			return r
@@ -305,7 +343,7 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 		}
 		cp = got
 	}
-	if digestOf(cp) != want || !labels(cp.Certificate) {
+	if !sameMaterial(cp, src, want) || !labels(cp.Certificate) {
 		r.Outcome, r.ErrorClass = Failed, ClassVerification
 		r.Message = "the copy read back does not hold the source certificate"
 		e.Cache.put(t.InstanceCRN(), src.ID, "")
@@ -338,6 +376,18 @@ func (e *Engine) CopyTo(ctx context.Context, t Target, src *cms.CertificateWithD
 		r.Message = "imported beside a certificate of the same name that is not a copy; that certificate was left untouched"
 	}
 	return r
+}
+
+func receive(ctx context.Context, ch <-chan prefetch) (prefetch, bool) {
+	if ch == nil {
+		return prefetch{}, false
+	}
+	select {
+	case p := <-ch:
+		return p, true
+	case <-ctx.Done():
+		return prefetch{}, false
+	}
 }
 
 // importAttempts bounds the imports of one copy whose earlier attempts ended without
@@ -377,9 +427,15 @@ func (e *Engine) importOnce(ctx context.Context, t Target, src *cms.CertificateW
 
 // lookup finds the copy of src in t: through the cache when it knows the copy (one
 // call, which also reads the copy), else by listing t.
-func (e *Engine) lookup(ctx context.Context, t Target, src *cms.CertificateWithData) (match.Found, *cms.CertificateWithData, error) {
+func (e *Engine) lookup(ctx context.Context, t Target, src *cms.CertificateWithData, prefetched <-chan prefetch) (match.Found, *cms.CertificateWithData, error) {
 	if known := e.Cache.get(t.InstanceCRN(), src.ID); known != "" {
-		cp, err := t.Download(ctx, known)
+		var cp *cms.CertificateWithData
+		var err error
+		if p, ok := receive(ctx, prefetched); ok && p.crn == known {
+			cp, err = p.cp, p.err
+		} else {
+			cp, err = t.Download(ctx, known)
+		}
 		switch {
 		case err == nil && match.IsCopyOf(cp.Certificate, src.ID):
 			// Conflicts are not re-checked on this path: they were reported when the
@@ -396,6 +452,16 @@ func (e *Engine) lookup(ctx context.Context, t Target, src *cms.CertificateWithD
 		return match.Found{}, nil, err
 	}
 	return match.Find(all, src.ID, src.Name), nil, nil
+}
+
+// sameMaterial reports whether the copy holds the source's material: equal text first
+// (the common case, and free), else the same certificate, key and chain whatever their
+// PEM formatting (the service may store it normalised).
+func sameMaterial(cp *cms.CertificateWithData, src *cms.CertificateWithData, want string) bool {
+	if cp.Data == src.Data {
+		return true
+	}
+	return digestOf(cp) == want
 }
 
 func digestOf(c *cms.CertificateWithData) string {
