@@ -114,6 +114,7 @@ func (a *Action) stateFor(cfg *config.Config) (*state, error) {
 	v, err := notification.NewVerifier(notification.Config{
 		SourceInstanceCRN:  sourceCRN,
 		StaticPublicKeyPEM: cfg.SourcePublicKey,
+		Now:                a.now,
 		Fetch: func(ctx context.Context) (string, error) {
 			return src.PublicKey(ctx, sourceCRN)
 		},

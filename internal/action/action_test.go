@@ -258,3 +258,32 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestKeyRotation: the source instance's key changes; the warm container follows it
+// (refetch on a bad signature, at most once a minute), and a forged flood does not
+// make it fetch again and again.
+func TestKeyRotation(t *testing.T) {
+	w := newWorld(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	w.a = New(Options{Now: clock, MinRetryInterval: 5 * time.Millisecond})
+	cert := w.sim.Seed(w.src, "web", "", w.sim.CA().MustIssue("www.example.com"))
+
+	status, _ := w.handle(w.with("data", w.token(t, "cert_issued", cert)))
+	require.Equal(t, 200, status)
+	require.Equal(t, 1, w.sim.Count(simulator.OpPublicKey, ""))
+
+	require.NoError(t, w.sim.RotateKey(w.src))
+	advance(2 * time.Minute)
+	status, body := w.handle(w.with("data", w.token(t, "cert_reimported", cert)))
+	assert.Equal(t, 200, status, "%v", body)
+	assert.Equal(t, 2, w.sim.Count(simulator.OpPublicKey, ""), "one refetch followed the rotation")
+
+	for range 5 {
+		status, _ = w.handle(w.with("data", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA"))
+		assert.Equal(t, 401, status)
+	}
+	assert.Equal(t, 2, w.sim.Count(simulator.OpPublicKey, ""), "forged tokens within the minute fetch nothing")
+}
