@@ -18,7 +18,6 @@ package action_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +29,7 @@ import (
 	"github.com/certbackup/certbackup/internal/action"
 	"github.com/certbackup/certbackup/internal/simulator"
 	"github.com/certbackup/certbackup/internal/testpki"
+	"github.com/certbackup/certbackup/test/harness"
 )
 
 const defaultBenchLatency = 20 * time.Millisecond
@@ -60,14 +60,14 @@ type notifyWorld struct {
 	backups []string
 	cert    string
 	params  map[string]any // bound parameters, as manifest.yaml binds them (all strings)
-	tokens  chan string
+	tokens  <-chan string
 }
 
 var benchRegions = []string{"eu-de", "eu-gb", "jp-tok", "au-syd", "us-east"}
 
 func newNotifyWorld(tb testing.TB, nBackups int) *notifyWorld {
 	tb.Helper()
-	w := &notifyWorld{tokens: make(chan string, 16)}
+	w := &notifyWorld{}
 	var err error
 	w.sim, err = simulator.New(simulator.Options{
 		// The clock moves a minute per renewal (see renew), so a long token lifetime
@@ -96,25 +96,7 @@ func newNotifyWorld(tb testing.TB, nBackups int) *notifyWorld {
 		w.backups = append(w.backups, b)
 	}
 
-	capture := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Data string `json:"data"`
-		}
-		raw, _ := io.ReadAll(r.Body)
-		if json.Unmarshal(raw, &body) != nil || body.Data == "" {
-			rw.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		select {
-		case w.tokens <- body.Data:
-		default:
-		}
-		rw.WriteHeader(http.StatusOK)
-	}))
-	tb.Cleanup(capture.Close)
-	if _, err := w.sim.AddChannel(w.source, capture.URL, 4); err != nil {
-		tb.Fatal(err)
-	}
+	w.tokens = harness.TokenSink(tb, w.sim, w.source, 16)
 	w.cert = w.sim.Seed(w.source, "web", "the web front end", w.ca.MustIssue("www.example.com", "example.com"))
 
 	ep, _ := json.Marshal(endpoints)

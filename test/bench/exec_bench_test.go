@@ -18,7 +18,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,13 +45,13 @@ type world struct {
 	source  string
 	backup  string
 	params  map[string]any // bound parameters, as manifest.yaml binds them (all strings)
-	tokens  chan string
+	tokens  <-chan string
 	sources []string
 }
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	w := &world{tokens: make(chan string, 16)}
+	w := &world{}
 	var err error
 	w.sim, err = simulator.New(simulator.Options{
 		Now:               func() time.Time { return time.Now().Add(time.Duration(w.skew.Load())) },
@@ -82,25 +81,7 @@ func newWorld(tb testing.TB) *world {
 		"eu-de":    w.sim.RegionURL(srv.URL, "eu-de"),
 	}
 
-	capture := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Data string `json:"data"`
-		}
-		raw, _ := io.ReadAll(r.Body)
-		if json.Unmarshal(raw, &body) != nil || body.Data == "" {
-			rw.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		select {
-		case w.tokens <- body.Data:
-		default:
-		}
-		rw.WriteHeader(http.StatusOK)
-	}))
-	tb.Cleanup(capture.Close)
-	if _, err := w.sim.AddChannel(w.source, capture.URL, 4); err != nil {
-		tb.Fatal(err)
-	}
+	w.tokens = harness.TokenSink(tb, w.sim, w.source, 16)
 
 	ep, _ := json.Marshal(endpoints)
 	bk, _ := json.Marshal([]string{w.backup})
