@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -425,4 +427,240 @@ func TestListingRepeatsAreMerged(t *testing.T) {
 	require.Len(t, list, 3)
 	assert.Equal(t, "aa", list[0].Name)
 	assert.EqualValues(t, 9, list[0].ExpiresOn, "the newer entry wins")
+}
+
+// listInst is the instance of listServer.
+const listInst = "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst::"
+
+// listServer is a Certificate Manager of one instance whose list pages come from page
+// (given the request's start_from_document_id, "" for the first page), for the tests of
+// the listing's pipeline. It also answers IAM.
+func listServer(t *testing.T, page func(w http.ResponseWriter, r *http.Request, from string)) *cms.Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/identity/token" {
+			fmt.Fprintf(w, `{"access_token":"t","token_type":"Bearer","expires_in":3600,"expiration":%d}`, time.Now().Add(time.Hour).Unix())
+			return
+		}
+		page(w, r, r.URL.Query().Get("start_from_document_id"))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := cms.New(cms.Config{APIKey: "k", IAMURL: srv.URL, Endpoints: map[string]string{"us-south": srv.URL},
+		MinRetryInterval: time.Millisecond, MaxRetryInterval: 5 * time.Millisecond})
+	require.NoError(t, err)
+	return c
+}
+
+// writePage writes a page of certificates named names, with the cursor next ("" on
+// the last page).
+func writePage(w http.ResponseWriter, inst, next string, names ...string) {
+	certs := []any{}
+	for _, n := range names {
+		certs = append(certs, map[string]any{"_id": strings.TrimSuffix(inst, ":") + "certificate:" + n, "name": n, "expires_on": 1})
+	}
+	order := ""
+	if next != "" {
+		order = "1"
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"certificates": certs, "nextPageInfo": map[string]string{"startWithDocId": next, "startWithOrderByValue": order}})
+}
+
+func names(page []cms.Certificate) []string {
+	var out []string
+	for _, c := range page {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// pageFetches counts the goroutines of the listing's requests: none may outlive
+// ListCertificatePages. A goroutine that has just delivered its page may take a moment
+// to end; a leaked one never does.
+func pageFetches(t *testing.T) int {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	var n int
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st := buf[:runtime.Stack(buf, true)]
+		n = strings.Count(string(st), "cms.(*Client).fetchPage.func")
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+	}
+}
+
+// TestListingFetchesTheNextPageWhileTheCallerWorks: the request for page n+1 is sent
+// before fn gets page n, and fn gets the pages in order.
+func TestListingFetchesTheNextPageWhileTheCallerWorks(t *testing.T) {
+	asked := map[string]chan struct{}{"p1": make(chan struct{}), "p2": make(chan struct{})}
+	c := listServer(t, func(w http.ResponseWriter, r *http.Request, from string) {
+		switch from {
+		case "":
+			writePage(w, listInst, "p1", "a", "b")
+		case "p1":
+			close(asked["p1"])
+			writePage(w, listInst, "p2", "c")
+		case "p2":
+			close(asked["p2"])
+			writePage(w, listInst, "", "d")
+		}
+	})
+	var got [][]string
+	err := c.ListCertificatePages(ctx(t), listInst, func(page []cms.Certificate) error {
+		got = append(got, names(page))
+		if next := map[int]string{1: "p1", 2: "p2"}[len(got)]; next != "" {
+			select {
+			case <-asked[next]:
+			case <-time.After(5 * time.Second):
+				return fmt.Errorf("page %s was not requested while page %d was handled", next, len(got))
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, [][]string{{"a", "b"}, {"c"}, {"d"}}, got)
+	assert.Zero(t, pageFetches(t))
+}
+
+// TestListingStopsCleanly: when fn fails or the context ends, the request already sent
+// for the next page is cancelled and ended before ListCertificatePages returns.
+func TestListingStopsCleanly(t *testing.T) {
+	errStop := errors.New("stop")
+	tests := []struct {
+		name  string
+		fn    func(cancel context.CancelFunc) error
+		check func(t *testing.T, err error)
+	}{
+		{"fn fails", func(context.CancelFunc) error { return errStop }, func(t *testing.T, err error) {
+			assert.ErrorIs(t, err, errStop)
+		}},
+		{"context cancelled", func(cancel context.CancelFunc) error { cancel(); return nil }, func(t *testing.T, err error) {
+			var e *cms.Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, "list", e.Op)
+			assert.ErrorIs(t, err, context.Canceled)
+			assert.True(t, cms.IsRetryable(err))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			received, cancelled := make(chan struct{}), make(chan struct{})
+			c := listServer(t, func(w http.ResponseWriter, r *http.Request, from string) {
+				if from == "" {
+					writePage(w, listInst, "p1", "a")
+					return
+				}
+				// The second page never comes: only a cancellation ends this request.
+				close(received)
+				select {
+				case <-r.Context().Done():
+					close(cancelled)
+				case <-time.After(10 * time.Second):
+				}
+			})
+			lctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			calls := 0
+			start := time.Now()
+			err := c.ListCertificatePages(lctx, listInst, func([]cms.Certificate) error {
+				calls++
+				select { // fn acts once the request for the next page has arrived
+				case <-received:
+				case <-time.After(5 * time.Second):
+					t.Error("the next page was not asked for while fn ran")
+				}
+				return tt.fn(cancel)
+			})
+			require.Error(t, err)
+			tt.check(t, err)
+			assert.Equal(t, 1, calls)
+			assert.Less(t, time.Since(start), 5*time.Second)
+			assert.Zero(t, pageFetches(t), "a page request outlived the listing")
+			select {
+			case <-cancelled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request for the next page was not cancelled")
+			}
+		})
+	}
+}
+
+// TestListingGuards: a cursor that comes back, or more than 50 pages, ends the listing
+// with an error after fn got the page, and no request is sent beyond it (the next
+// page is asked for early only when the guards let it be).
+func TestListingGuards(t *testing.T) {
+	t.Run("repeated cursor", func(t *testing.T) {
+		var requests atomic.Int32
+		c := listServer(t, func(w http.ResponseWriter, r *http.Request, _ string) {
+			requests.Add(1)
+			writePage(w, listInst, "same", "a")
+		})
+		pages := 0
+		err := c.ListCertificatePages(ctx(t), listInst, func([]cms.Certificate) error { pages++; return nil })
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "the paging cursor repeated itself")
+		assert.Equal(t, 2, pages)
+		assert.EqualValues(t, 2, requests.Load())
+	})
+	t.Run("more than 50 pages", func(t *testing.T) {
+		var requests atomic.Int32
+		c := listServer(t, func(w http.ResponseWriter, r *http.Request, _ string) {
+			n := requests.Add(1)
+			writePage(w, listInst, fmt.Sprintf("p%d", n), fmt.Sprintf("c%d", n))
+		})
+		var got []string
+		err := c.ListCertificatePages(ctx(t), listInst, func(page []cms.Certificate) error { got = append(got, names(page)...); return nil })
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "more than 50 pages")
+		require.Len(t, got, 50)
+		assert.Equal(t, "c50", got[49], "pages in order")
+		assert.Zero(t, pageFetches(t))
+		assert.EqualValues(t, 50, requests.Load())
+	})
+}
+
+// TestListingFollowsTheDecodedCursor: the next page is asked for with the cursor read
+// from the body before decoding; when that read is fooled (a certificate with a
+// "nextPageInfo" field after the page's own), the decoded cursor is followed.
+func TestListingFollowsTheDecodedCursor(t *testing.T) {
+	id := func(n string) string { return strings.TrimSuffix(listInst, ":") + "certificate:" + n }
+	c := listServer(t, func(w http.ResponseWriter, r *http.Request, from string) {
+		switch from {
+		case "":
+			fmt.Fprintf(w, `{"nextPageInfo":{"startWithDocId":"real","startWithOrderByValue":"1"},"certificates":[`+
+				`{"_id":%q,"name":"a","expires_on":1,"nextPageInfo":{"startWithDocId":"decoy","startWithOrderByValue":"1"}}]}`, id("a"))
+		case "real":
+			writePage(w, listInst, "", "b")
+		default:
+			writePage(w, listInst, "", "wrong")
+		}
+	})
+	list, err := c.ListCertificates(ctx(t), listInst)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b"}, names(list))
+	assert.Zero(t, pageFetches(t))
+}
+
+// TestListingUndecodable: a 2xx list page that is not JSON is a permanent error that
+// says so, as for every other call.
+func TestListingUndecodable(t *testing.T) {
+	for name, write := range map[string]func(w http.ResponseWriter){
+		"not JSON by Content-Type": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprint(w, `{"certificates":[],"nextPageInfo":{"startWithDocId":"","startWithOrderByValue":""}}`)
+		},
+		"not JSON by content": func(w http.ResponseWriter) { fmt.Fprint(w, `{"certificates":[{"name":`) },
+		"wrong types":         func(w http.ResponseWriter) { fmt.Fprint(w, `{"certificates":{"name":"a"}}`) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := listServer(t, func(w http.ResponseWriter, r *http.Request, _ string) { write(w) })
+			_, err := c.ListCertificates(ctx(t), listInst)
+			var e *cms.Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, "the response could not be decoded", e.Message)
+			assert.Equal(t, "list", e.Op)
+			assert.False(t, cms.IsRetryable(err))
+		})
+	}
 }

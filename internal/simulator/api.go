@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,28 +90,53 @@ func parseQuery(raw string) (map[string]string, *apiError) {
 	return out, nil
 }
 
+// listKey is what the listing sorts: the order fields of one certificate, read under
+// the lock, and the certificate itself, whose metadata is built only if it is on the
+// page.
+type listKey struct {
+	exp  int64 // expires_on
+	name string
+	id   string
+	c    *certificate
+}
+
 type listOrder struct {
-	compare func(a, b *Metadata) int // -1, 0, 1 on the order field only
-	value   func(m *Metadata) string
-	parse   func(v string) (Metadata, bool) // cursor value back into a comparable Metadata
+	byName bool                           // order by name; otherwise by expires_on
+	value  func(m *Metadata) string       // the cursor value of the last entry of a page
+	parse  func(v string) (listKey, bool) // cursor value back into a comparable key
 }
 
 var listOrders = map[string]listOrder{
 	"expires_on": {
-		compare: func(a, b *Metadata) int { return cmp.Compare(a.ExpiresOn, b.ExpiresOn) },
 		value: func(m *Metadata) string {
 			return strconv.FormatInt(m.ExpiresOn, 10)
 		},
-		parse: func(v string) (Metadata, bool) {
+		parse: func(v string) (listKey, bool) {
 			n, err := strconv.ParseInt(v, 10, 64)
-			return Metadata{ExpiresOn: n}, err == nil
+			return listKey{exp: n}, err == nil
 		},
 	},
 	"name": {
-		compare: func(a, b *Metadata) int { return strings.Compare(a.Name, b.Name) },
-		value:   func(m *Metadata) string { return m.Name },
-		parse:   func(v string) (Metadata, bool) { return Metadata{Name: v}, true },
+		byName: true,
+		value:  func(m *Metadata) string { return m.Name },
+		parse:  func(v string) (listKey, bool) { return listKey{name: v}, true },
 	},
+}
+
+// compare orders two keys on the order field, then on the id (the order is total).
+// It takes the keys by value and compares their fields directly, so that sorting
+// allocates nothing.
+func (o listOrder) compare(a, b listKey) int {
+	var c int
+	if o.byName {
+		c = strings.Compare(a.name, b.name)
+	} else {
+		c = cmp.Compare(a.exp, b.exp)
+	}
+	if c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
 }
 
 func (s *Simulator) handleList(r *http.Request, rt *route) response {
@@ -137,7 +162,7 @@ func (s *Simulator) handleList(r *http.Request, rt *route) response {
 	}
 	docID, hasDoc := q["start_from_document_id"]
 	orderValue, hasValue := q["start_from_orderby_value"]
-	var after *Metadata
+	var after *listKey
 	if hasDoc || hasValue {
 		if !hasDoc || !hasValue || docID == "" || orderValue == "" {
 			return errorf(http.StatusBadRequest, codeBadRequest, "start_from_document_id and start_from_orderby_value must be given together and not empty").response()
@@ -145,39 +170,40 @@ func (s *Simulator) handleList(r *http.Request, rt *route) response {
 		if !crn.CertificateBelongsTo(docID, rt.instance) {
 			return errorf(http.StatusBadRequest, codeBadRequest, "start_from_document_id is not a certificate of this instance").response()
 		}
-		m, ok := order.parse(orderValue)
+		k, ok := order.parse(orderValue)
 		if !ok {
 			return errorf(http.StatusBadRequest, codeBadRequest, "start_from_orderby_value does not fit order %s", orderName).response()
 		}
-		m.ID = docID
-		after = &m
+		k.id = docID
+		after = &k
 	}
 
+	// Only what the page needs: a small key per certificate after the cursor, sorted,
+	// and the metadata of the first pageSize of them, built under the lock like the
+	// keys, so that the page is one consistent view.
 	s.mu.Lock()
 	inst, aerr := s.instanceLocked(rt.region, rt.instance)
 	if aerr != nil {
 		s.mu.Unlock()
 		return aerr.response()
 	}
-	now := s.now()
-	all := make([]Metadata, 0, len(inst.certs))
+	keys := make([]listKey, 0, len(inst.certs))
 	for _, c := range inst.certs {
-		all = append(all, c.metadata(now))
+		k := listKey{exp: c.current().meta.ExpiresOn, name: c.name, id: c.id, c: c}
+		if after != nil && order.compare(k, *after) <= 0 {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, order.compare)
+	keys = keys[:min(pageSize, len(keys))]
+	now := s.now()
+	page := make([]Metadata, len(keys))
+	for i, k := range keys {
+		page[i] = k.c.metadata(now)
 	}
 	s.mu.Unlock()
 
-	byOrder := func(a, b *Metadata) int {
-		if c := order.compare(a, b); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	}
-	sort.Slice(all, func(i, j int) bool { return byOrder(&all[i], &all[j]) < 0 })
-	start := 0
-	if after != nil {
-		start = sort.Search(len(all), func(i int) bool { return byOrder(&all[i], after) > 0 })
-	}
-	page := all[start:min(start+pageSize, len(all))]
 	next := NextPageInfo{}
 	if len(page) == pageSize {
 		last := &page[len(page)-1]
