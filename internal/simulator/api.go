@@ -300,11 +300,7 @@ func (s *Simulator) handleReimport(r *http.Request, rt *route) response {
 		s.mu.Unlock()
 		return aerr.response()
 	}
-	m := c.metadata(s.now())
-	pending := s.prepareEventLocked(inst, EventCertReimported, []*certificate{c}, "")
-	s.mu.Unlock()
-	s.deliver(pending)
-	return jsonResponse(http.StatusOK, m)
+	return s.answerAndNotifyLocked(inst, c, EventCertReimported)
 }
 
 type updateRequest struct {
@@ -423,11 +419,7 @@ func (s *Simulator) handleOrder(r *http.Request, rt *route) response {
 		s.mu.Unlock()
 		return aerr.response()
 	}
-	m := c.metadata(s.now())
-	pending := s.prepareEventLocked(inst, EventCertIssued, []*certificate{c}, "")
-	s.mu.Unlock()
-	s.deliver(pending)
-	return jsonResponse(http.StatusOK, m)
+	return s.answerAndNotifyLocked(inst, c, EventCertIssued)
 }
 
 type renewRequest struct {
@@ -474,11 +466,7 @@ func (s *Simulator) handleRenew(r *http.Request, rt *route) response {
 		s.mu.Unlock()
 		return aerr.response()
 	}
-	m := c.metadata(s.now())
-	pending := s.prepareEventLocked(inst, EventCertRenewed, []*certificate{c}, "")
-	s.mu.Unlock()
-	s.deliver(pending)
-	return jsonResponse(http.StatusOK, m)
+	return s.answerAndNotifyLocked(inst, c, EventCertRenewed)
 }
 
 func (w *window) limit(now time.Time, n int, what string) *apiError {
@@ -493,4 +481,16 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// answerAndNotifyLocked ends a lifecycle change made under s.mu: it takes the
+// certificate's metadata for the answer, prepares the event for the instance's
+// channels, releases the lock and delivers (synchronously, as the triggering call
+// returns only after its notifications went out).
+func (s *Simulator) answerAndNotifyLocked(inst *instance, c *certificate, event string) response {
+	m := c.metadata(s.now())
+	pending := s.prepareEventLocked(inst, event, []*certificate{c}, "")
+	s.mu.Unlock()
+	s.deliver(pending)
+	return jsonResponse(http.StatusOK, m)
 }
