@@ -34,7 +34,7 @@ usage: ./deploy.sh [deploy|build|undeploy|local [--serve]|help]
   build             build build/exec (linux/amd64) and build/action.zip (exec + exec.env,
                     exec.env from the runtime of the notify action in manifest.yaml)
   undeploy          remove the package, actions, trigger and rule of manifest.yaml
-  local [--serve]   build, then run the local demo (go run ./internal/cmd/localdemo)
+  local [--serve]   build, then run the local demo (go run ./internal/devtools/cmd/localdemo)
   help              this text
 
 required for deploy:
@@ -154,7 +154,7 @@ cmd_build() {
 	say "packing $ZIP"
 	# Same cgo and path flags as the action build, so that a cold build cache compiles
 	# the shared packages once, not three times (./deploy.sh local stays under a minute).
-	CGO_ENABLED=0 go run -trimpath -buildvcs=false ./internal/cmd/buildzip -exec "$EXEC" -out "$ZIP" \
+	CGO_ENABLED=0 go run -trimpath -buildvcs=false ./internal/build/cmd/buildzip -exec "$EXEC" -out "$ZIP" \
 		-manifest "$MANIFEST" -action notify,reconcile
 }
 
@@ -275,7 +275,7 @@ main() {
 		;;
 	local)
 		cmd_build
-		CGO_ENABLED=0 exec go run -trimpath -buildvcs=false ./internal/cmd/localdemo --zip "$ZIP" "$@"
+		CGO_ENABLED=0 exec go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip "$ZIP" "$@"
 		;;
 	help | -h | --help)
 		usage

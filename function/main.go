@@ -13,8 +13,8 @@ import (
 	"os"
 
 	"github.com/certbackup/certbackup/internal/action"
-	"github.com/certbackup/certbackup/internal/actionloop"
 	"github.com/certbackup/certbackup/internal/cli"
+	"github.com/certbackup/certbackup/internal/runtime/openwhisk/actionloop"
 )
 
 func main() {

@@ -23,10 +23,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/config"
-	"github.com/certbackup/certbackup/internal/notification"
-	"github.com/certbackup/certbackup/internal/replicate"
+	"github.com/certbackup/certbackup/internal/engine/replicate"
+	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/trigger/cmcallback"
 )
 
 // Meta is what the runtime tells about the activation.
@@ -82,7 +82,7 @@ type state struct {
 	key      string
 	source   *cms.Client
 	backup   *cms.Client
-	verifier *notification.Verifier
+	verifier *cmcallback.Verifier
 	engine   *replicate.Engine
 }
 
@@ -111,7 +111,7 @@ func (a *Action) stateFor(cfg *config.Config) (*state, error) {
 		}
 	}
 	sourceCRN := cfg.SourceInstanceCRN
-	v, err := notification.NewVerifier(notification.Config{
+	v, err := cmcallback.NewVerifier(cmcallback.Config{
 		SourceInstanceCRN:  sourceCRN,
 		StaticPublicKeyPEM: cfg.SourcePublicKey,
 		Now:                a.now,
@@ -227,25 +227,25 @@ func tokenFrom(params map[string]any) (string, error) {
 	if v, ok := params["data"]; ok {
 		s, ok := v.(string)
 		if !ok {
-			return "", fmt.Errorf("%w: data must be a string", notification.ErrMalformed)
+			return "", fmt.Errorf("%w: data must be a string", cmcallback.ErrMalformed)
 		}
-		if len(s) > notification.MaxBodySize {
-			return "", notification.ErrTooLarge
+		if len(s) > cmcallback.MaxBodySize {
+			return "", cmcallback.ErrTooLarge
 		}
 		if s == "" {
-			return "", fmt.Errorf("%w: data is empty", notification.ErrMalformed)
+			return "", fmt.Errorf("%w: data is empty", cmcallback.ErrMalformed)
 		}
 		return s, nil
 	}
 	v, ok := params["__ow_body"]
 	if !ok {
-		return "", fmt.Errorf("%w: no data in the request", notification.ErrMalformed)
+		return "", fmt.Errorf("%w: no data in the request", cmcallback.ErrMalformed)
 	}
 	var body []byte
 	switch t := v.(type) {
 	case string:
-		if len(t) > 2*notification.MaxBodySize {
-			return "", notification.ErrTooLarge
+		if len(t) > 2*cmcallback.MaxBodySize {
+			return "", cmcallback.ErrTooLarge
 		}
 		if dec, err := base64.StdEncoding.DecodeString(t); err == nil {
 			body = dec
@@ -255,13 +255,13 @@ func tokenFrom(params map[string]any) (string, error) {
 	case map[string]any, []any:
 		b, err := json.Marshal(t)
 		if err != nil {
-			return "", fmt.Errorf("%w: unreadable body", notification.ErrMalformed)
+			return "", fmt.Errorf("%w: unreadable body", cmcallback.ErrMalformed)
 		}
 		body = b
 	default:
-		return "", fmt.Errorf("%w: the body is not a JSON object", notification.ErrMalformed)
+		return "", fmt.Errorf("%w: the body is not a JSON object", cmcallback.ErrMalformed)
 	}
-	return notification.ExtractToken(body)
+	return cmcallback.ExtractToken(body)
 }
 
 func (a *Action) notify(ctx context.Context, log *slog.Logger, cfg *config.Config, params map[string]any, start time.Time) map[string]any {
@@ -280,18 +280,18 @@ func (a *Action) notify(ctx context.Context, log *slog.Logger, cfg *config.Confi
 	}
 	log = log.With(slog.String("event_type", n.EventType), slog.String("instance_crn", n.InstanceCRN))
 	body := map[string]any{"event_type": n.EventType, "instance_crn": n.InstanceCRN}
-	switch notification.Classify(n.EventType) {
-	case notification.Test:
+	switch cmcallback.Classify(n.EventType) {
+	case cmcallback.Test:
 		log.Info("test notification received")
 		body["action"] = "test"
 		body["message"] = "test notification verified; nothing to copy"
 		return web(http.StatusOK, body)
-	case notification.AcknowledgeOnly:
+	case cmcallback.AcknowledgeOnly:
 		log.Info("notification acknowledged; no copy needed")
 		body["action"] = "acknowledged"
 		body["message"] = "this event does not change certificate material; nothing copied"
 		return web(http.StatusOK, body)
-	case notification.Unknown:
+	case cmcallback.Unknown:
 		log.Warn("unknown event type acknowledged")
 		body["action"] = "acknowledged"
 		body["message"] = "unknown event type; acknowledged so that delivery never breaks, nothing copied"
@@ -331,22 +331,22 @@ func (a *Action) notify(ctx context.Context, log *slog.Logger, cfg *config.Confi
 }
 
 func (a *Action) rejected(log *slog.Logger, err error) map[string]any {
-	status := notification.HTTPStatus(err)
+	status := cmcallback.HTTPStatus(err)
 	class := "rejected"
 	switch {
-	case errors.Is(err, notification.ErrTooLarge):
+	case errors.Is(err, cmcallback.ErrTooLarge):
 		class = "too_large"
-	case errors.Is(err, notification.ErrBadSignature):
+	case errors.Is(err, cmcallback.ErrBadSignature):
 		class = "bad_signature"
-	case errors.Is(err, notification.ErrExpired):
+	case errors.Is(err, cmcallback.ErrExpired):
 		class = "expired"
-	case errors.Is(err, notification.ErrWrongInstance), errors.Is(err, notification.ErrForeignCertificate):
+	case errors.Is(err, cmcallback.ErrWrongInstance), errors.Is(err, cmcallback.ErrForeignCertificate):
 		class = "forbidden"
-	case errors.Is(err, notification.ErrUnsupportedVersion):
+	case errors.Is(err, cmcallback.ErrUnsupportedVersion):
 		class = "unsupported_version"
-	case errors.Is(err, notification.ErrKeyUnavailable):
+	case errors.Is(err, cmcallback.ErrKeyUnavailable):
 		class = "key_unavailable"
-	case errors.Is(err, notification.ErrMalformed):
+	case errors.Is(err, cmcallback.ErrMalformed):
 		class = "malformed"
 	}
 	log.Warn("notification rejected", slog.Int("status", status), slog.String("reason", class), slog.String("error", err.Error()))

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,7 +19,7 @@ import (
 const apiKey = "action-test-key-000000000000"
 
 type world struct {
-	sim    *simulator.Simulator
+	sim    *cmsim.Simulator
 	src    string
 	bk     string
 	params map[string]any
@@ -28,14 +28,14 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	sim, err := simulator.New(simulator.Options{})
+	sim, err := cmsim.New(cmsim.Options{})
 	require.NoError(t, err)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	w := &world{sim: sim, src: sim.AddInstance("us-south"), bk: sim.AddInstance("eu-de")}
 	sim.AddAPIKey(apiKey)
-	sim.Grant(apiKey, w.src, simulator.Writer)
-	sim.Grant(apiKey, w.bk, simulator.Manager)
+	sim.Grant(apiKey, w.src, cmsim.Writer)
+	sim.Grant(apiKey, w.bk, cmsim.Manager)
 	ep, _ := json.Marshal(map[string]string{"us-south": sim.RegionURL(srv.URL, "us-south"), "eu-de": sim.RegionURL(srv.URL, "eu-de")})
 	w.params = map[string]any{
 		"apikey": apiKey, "source_instance_crn": w.src, "backup_instance_crns": w.bk,
@@ -113,27 +113,27 @@ func TestWarmContainerReusesTokenKeyAndConnections(t *testing.T) {
 		status, body := w.handle(w.with("data", tok))
 		require.Equal(t, 200, status, "%v", body)
 	}
-	assert.Equal(t, 1, w.sim.Count(simulator.OpIAMToken, ""), "one IAM token for the container")
-	assert.Equal(t, 1, w.sim.Count(simulator.OpPublicKey, ""), "one public key fetch for the container")
+	assert.Equal(t, 1, w.sim.Count(cmsim.OpIAMToken, ""), "one IAM token for the container")
+	assert.Equal(t, 1, w.sim.Count(cmsim.OpPublicKey, ""), "one public key fetch for the container")
 	assert.Equal(t, 1, w.sim.Writes(w.bk))
 
 	// A new configuration (another key) gets new clients.
 	w.sim.AddAPIKey("second-key-0000000000000")
-	w.sim.Grant("second-key-0000000000000", w.src, simulator.Writer)
-	w.sim.Grant("second-key-0000000000000", w.bk, simulator.Manager)
+	w.sim.Grant("second-key-0000000000000", w.src, cmsim.Writer)
+	w.sim.Grant("second-key-0000000000000", w.bk, cmsim.Manager)
 	status, _ := w.handle(w.with("data", tok, "apikey", "second-key-0000000000000"))
 	assert.Equal(t, 200, status)
-	assert.Equal(t, 2, w.sim.Count(simulator.OpIAMToken, ""))
+	assert.Equal(t, 2, w.sim.Count(cmsim.OpIAMToken, ""))
 }
 
 func TestKeyUnavailableAnd503(t *testing.T) {
 	w := newWorld(t)
 	cert := w.sim.Seed(w.src, "web", "", w.sim.CA().MustIssue("www.example.com"))
-	w.sim.Inject(simulator.Fault{Op: simulator.OpPublicKey, Status: 503})
+	w.sim.Inject(cmsim.Fault{Op: cmsim.OpPublicKey, Status: 503})
 	status, body := w.handle(w.with("data", w.token(t, "cert_issued", cert)))
 	assert.Equal(t, 503, status)
 	assert.Equal(t, "key_unavailable", body["error"])
-	assert.Equal(t, 0, w.sim.Count(simulator.OpDownload, ""))
+	assert.Equal(t, 0, w.sim.Count(cmsim.OpDownload, ""))
 }
 
 func TestStaticKeyIsNeverFetched(t *testing.T) {
@@ -143,7 +143,7 @@ func TestStaticKeyIsNeverFetched(t *testing.T) {
 	cert := w.sim.Seed(w.src, "web", "", w.sim.CA().MustIssue("www.example.com"))
 	status, _ := w.handle(w.with("data", w.token(t, "cert_issued", cert), "source_public_key", pub))
 	assert.Equal(t, 200, status)
-	assert.Equal(t, 0, w.sim.Count(simulator.OpPublicKey, ""))
+	assert.Equal(t, 0, w.sim.Count(cmsim.OpPublicKey, ""))
 	status, _ = w.handle(w.with("source_public_key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "data", "x.y.z"))
 	assert.Equal(t, 500, status, "an unusable configured key is a configuration error")
 }
@@ -156,7 +156,7 @@ func TestEventsThatCopyNothing(t *testing.T) {
 		status, body := w.handle(w.with("data", w.token(t, ev, cert)))
 		assert.Equal(t, 200, status, ev)
 		assert.Equal(t, "acknowledged", body["action"], ev)
-		assert.Equal(t, 0, w.sim.Count(simulator.OpDownload, ""), ev)
+		assert.Equal(t, 0, w.sim.Count(cmsim.OpDownload, ""), ev)
 		assert.Equal(t, 0, w.sim.Writes(w.bk), ev)
 	}
 }
@@ -273,17 +273,17 @@ func TestKeyRotation(t *testing.T) {
 
 	status, _ := w.handle(w.with("data", w.token(t, "cert_issued", cert)))
 	require.Equal(t, 200, status)
-	require.Equal(t, 1, w.sim.Count(simulator.OpPublicKey, ""))
+	require.Equal(t, 1, w.sim.Count(cmsim.OpPublicKey, ""))
 
 	require.NoError(t, w.sim.RotateKey(w.src))
 	advance(2 * time.Minute)
 	status, body := w.handle(w.with("data", w.token(t, "cert_reimported", cert)))
 	assert.Equal(t, 200, status, "%v", body)
-	assert.Equal(t, 2, w.sim.Count(simulator.OpPublicKey, ""), "one refetch followed the rotation")
+	assert.Equal(t, 2, w.sim.Count(cmsim.OpPublicKey, ""), "one refetch followed the rotation")
 
 	for range 5 {
 		status, _ = w.handle(w.with("data", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA"))
 		assert.Equal(t, 401, status)
 	}
-	assert.Equal(t, 2, w.sim.Count(simulator.OpPublicKey, ""), "forged tokens within the minute fetch nothing")
+	assert.Equal(t, 2, w.sim.Count(cmsim.OpPublicKey, ""), "forged tokens within the minute fetch nothing")
 }

@@ -21,7 +21,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/action"
 	"github.com/certbackup/certbackup/internal/crn"
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 )
 
 // Fixed CRNs, so that a seed naming them means the same in the fuzzing coordinator and
@@ -47,7 +47,7 @@ const (
 // fuzzWorld is one simulator for every input of a worker, behind a transport that
 // refuses (and reports) any host but the simulator.
 type fuzzWorld struct {
-	sim     *simulator.Simulator
+	sim     *cmsim.Simulator
 	bound   map[string]any // as manifest.yaml binds them
 	static  string         // the source's public key PEM
 	cert    string         // a certificate of the source
@@ -75,7 +75,7 @@ func (g guard) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func newFuzzWorld(tb testing.TB) *fuzzWorld {
-	sim, err := simulator.New(simulator.Options{})
+	sim, err := cmsim.New(cmsim.Options{})
 	require.NoError(tb, err)
 	srv := httptest.NewServer(sim)
 	tb.Cleanup(srv.Close)
@@ -83,8 +83,8 @@ func newFuzzWorld(tb testing.TB) *fuzzWorld {
 		require.NoError(tb, sim.AddInstanceCRN(c))
 	}
 	sim.AddAPIKey(fzAPIKey)
-	sim.Grant(fzAPIKey, fzSrc, simulator.Writer)
-	sim.Grant(fzAPIKey, fzBackup, simulator.Manager)
+	sim.Grant(fzAPIKey, fzSrc, cmsim.Writer)
+	sim.Grant(fzAPIKey, fzBackup, cmsim.Manager)
 	issued := sim.CA().MustIssue("fuzz.example.com")
 	w := &fuzzWorld{sim: sim, keyPEM: issued.KeyPEM}
 	w.cert = sim.Seed(fzSrc, "fuzz", "", issued)
@@ -281,19 +281,19 @@ func FuzzHandle(f *testing.F) {
 		for _, r := range reqs {
 			what := fmt.Sprintf("%s %s?%s (op %q)", r.Method, r.EscapedPath, r.Query, r.Op)
 			if !signedBySource || status != 200 {
-				require.Equal(t, simulator.OpPublicKey, r.Op, "a request other than the key fetch: %s", what)
+				require.Equal(t, cmsim.OpPublicKey, r.Op, "a request other than the key fetch: %s", what)
 				require.Equal(t, fzSrc, r.Instance, what)
 				continue
 			}
 			require.NotEmpty(t, r.Op, "a request the API does not have: %s", what)
 			switch r.Op {
-			case simulator.OpIAMToken:
-			case simulator.OpPublicKey, simulator.OpDownload:
+			case cmsim.OpIAMToken:
+			case cmsim.OpPublicKey, cmsim.OpDownload:
 				require.True(t, r.Instance == fzSrc || r.Instance == fzBackup, what)
-				if r.Op == simulator.OpDownload && r.Instance == fzSrc {
+				if r.Op == cmsim.OpDownload && r.Instance == fzSrc {
 					require.True(t, crn.CertificateBelongsTo(r.Cert, fzSrc), what)
 				}
-			case simulator.OpList, simulator.OpMetadata, simulator.OpImport, simulator.OpReimport, simulator.OpUpdate, simulator.OpDelete:
+			case cmsim.OpList, cmsim.OpMetadata, cmsim.OpImport, cmsim.OpReimport, cmsim.OpUpdate, cmsim.OpDelete:
 				require.Equal(t, fzBackup, r.Instance, "only the backup is listed or written: %s", what)
 			default:
 				t.Fatalf("unexpected operation: %s", what)

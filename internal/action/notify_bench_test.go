@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/action"
-	"github.com/certbackup/certbackup/internal/simulator"
-	"github.com/certbackup/certbackup/internal/testpki"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/test/harness"
 )
 
@@ -53,7 +53,7 @@ func benchLatency(tb testing.TB) time.Duration {
 // notifications the simulator sends, so that the benchmark feeds the action the very
 // tokens Certificate Manager would POST.
 type notifyWorld struct {
-	sim     *simulator.Simulator
+	sim     *cmsim.Simulator
 	ca      *testpki.CA
 	skew    atomic.Int64 // the simulator's clock runs ahead by this much
 	source  string
@@ -69,7 +69,7 @@ func newNotifyWorld(tb testing.TB, nBackups int) *notifyWorld {
 	tb.Helper()
 	w := &notifyWorld{}
 	var err error
-	w.sim, err = simulator.New(simulator.Options{
+	w.sim, err = cmsim.New(cmsim.Options{
 		// The clock moves a minute per renewal (see renew), so a long token lifetime
 		// keeps the IAM token valid however many iterations run.
 		Now:               func() time.Time { return time.Now().Add(time.Duration(w.skew.Load())) },
@@ -86,12 +86,12 @@ func newNotifyWorld(tb testing.TB, nBackups int) *notifyWorld {
 	const apiKey = "bench-notify-key-0123456789abcdef"
 	w.sim.AddAPIKey(apiKey)
 	w.source = w.sim.AddInstance("us-south")
-	w.sim.Grant(apiKey, w.source, simulator.Writer)
+	w.sim.Grant(apiKey, w.source, cmsim.Writer)
 	endpoints := map[string]string{"us-south": w.sim.RegionURL(srv.URL, "us-south")}
 	for i := range nBackups {
 		r := benchRegions[i%len(benchRegions)]
 		b := w.sim.AddInstance(r)
-		w.sim.Grant(apiKey, b, simulator.Manager)
+		w.sim.Grant(apiKey, b, cmsim.Manager)
 		endpoints[r] = w.sim.RegionURL(srv.URL, r)
 		w.backups = append(w.backups, b)
 	}

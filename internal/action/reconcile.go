@@ -6,7 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/certbackup/certbackup/internal/config"
-	"github.com/certbackup/certbackup/internal/reconcile"
+	"github.com/certbackup/certbackup/internal/engine/reconcile"
 )
 
 // reconcile runs the full sync (or the verify-only comparison) and returns its report.

@@ -9,8 +9,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/config"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
 // channel registers the web action as the source instance's Callback URL channel

@@ -8,19 +8,19 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestChannelCommands(t *testing.T) {
-	sim, err := simulator.New(simulator.Options{AllowHTTPChannels: true})
+	sim, err := cmsim.New(cmsim.Options{AllowHTTPChannels: true})
 	require.NoError(t, err)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	w := &cliWorld{sim: sim, source: sim.AddInstance("us-south"), backup: sim.AddInstance("eu-de")}
-	sim.Grant(apiKey, w.source, simulator.Manager)
-	sim.Grant(apiKey, w.backup, simulator.Manager)
+	sim.Grant(apiKey, w.source, cmsim.Manager)
+	sim.Grant(apiKey, w.backup, cmsim.Manager)
 	ep, _ := json.Marshal(map[string]string{"us-south": sim.RegionURL(srv.URL, "us-south"), "eu-de": sim.RegionURL(srv.URL, "eu-de")})
 	w.env = map[string]string{"CM_APIKEY": apiKey, "SOURCE_INSTANCE_CRN": w.source, "BACKUP_INSTANCE_CRNS": w.backup, "IAM_URL": sim.IAMURL(srv.URL), "CM_ENDPOINTS": string(ep)}
 

@@ -20,10 +20,10 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/config"
-	"github.com/certbackup/certbackup/internal/reconcile"
-	"github.com/certbackup/certbackup/internal/replicate"
+	"github.com/certbackup/certbackup/internal/engine/reconcile"
+	"github.com/certbackup/certbackup/internal/engine/replicate"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
 // Exit codes.

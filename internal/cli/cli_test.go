@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/cms"
-	"github.com/certbackup/certbackup/internal/reconcile"
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/engine/reconcile"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -122,7 +122,7 @@ func TestParams(t *testing.T) {
 // cliWorld is a simulator with a source and a backup, and the environment that points
 // the command at them.
 type cliWorld struct {
-	sim    *simulator.Simulator
+	sim    *cmsim.Simulator
 	source string
 	backup string
 	env    map[string]string
@@ -130,13 +130,13 @@ type cliWorld struct {
 
 func newCLIWorld(t *testing.T, certs int) *cliWorld {
 	t.Helper()
-	sim, err := simulator.New(simulator.Options{})
+	sim, err := cmsim.New(cmsim.Options{})
 	require.NoError(t, err)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	w := &cliWorld{sim: sim, source: sim.AddInstance("us-south"), backup: sim.AddInstance("eu-de")}
 	for _, inst := range []string{w.source, w.backup} {
-		sim.Grant(apiKey, inst, simulator.Manager)
+		sim.Grant(apiKey, inst, cmsim.Manager)
 	}
 	endpoints := map[string]string{}
 	for _, r := range []string{"us-south", "eu-de", "eu-gb"} {
@@ -191,7 +191,7 @@ func TestCommands(t *testing.T) {
 	assert.Equal(t, ExitOK, o.code, o.stderr)
 	assert.Contains(t, o.stdout, "dry run: 3 steps would be carried out; nothing was written")
 	assert.Zero(t, w.sim.Writes(""))
-	assert.Zero(t, w.sim.Count(simulator.OpDownload, ""))
+	assert.Zero(t, w.sim.Count(cmsim.OpDownload, ""))
 
 	o = w.run(t, w.env, "reconcile")
 	assert.Equal(t, ExitOK, o.code, o.stderr)
@@ -232,7 +232,7 @@ func TestExitCodeWhenWorkIsLeft(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newCLIWorld(t, 2)
-			w.sim.Inject(simulator.Fault{Op: simulator.OpImport, Instance: w.backup, Status: tt.status})
+			w.sim.Inject(cmsim.Fault{Op: cmsim.OpImport, Instance: w.backup, Status: tt.status})
 			o := w.run(t, w.env, "reconcile")
 			assert.Equal(t, ExitFail, o.code)
 			assert.Contains(t, o.stdout, tt.want)
@@ -262,7 +262,7 @@ func TestRestore(t *testing.T) {
 	require.Equal(t, ExitOK, w.run(t, w.env, "reconcile").code)
 
 	primary := w.sim.AddInstance("eu-gb")
-	w.sim.Grant(apiKey, primary, simulator.Manager)
+	w.sim.Grant(apiKey, primary, cmsim.Manager)
 	swapped := with(w.env, "SOURCE_INSTANCE_CRN", w.backup, "BACKUP_INSTANCE_CRNS", primary)
 	o := w.run(t, swapped, "reconcile")
 	assert.Equal(t, ExitOK, o.code, o.stdout)

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/config"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
 // Flags are the settings every subcommand shares. Each can come from a flag or from

@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/certbackup/certbackup/internal/crn"
-	"github.com/certbackup/certbackup/internal/reconcile"
-	"github.com/certbackup/certbackup/internal/replicate"
+	"github.com/certbackup/certbackup/internal/engine/reconcile"
+	"github.com/certbackup/certbackup/internal/engine/replicate"
 )
 
 // maxListed bounds the failures and deferrals repeated under the table.

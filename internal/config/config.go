@@ -19,8 +19,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
 // Modes.

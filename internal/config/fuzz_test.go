@@ -10,9 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/config"
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
 const (

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/pemutil"
-	"github.com/certbackup/certbackup/internal/testpki"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

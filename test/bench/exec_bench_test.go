@@ -2,7 +2,7 @@
 
 // Package bench measures the compiled action binary: built and zipped as
 // ./deploy.sh build does (test/harness), unpacked and started as the OpenWhisk Go
-// runtime starts it (internal/owproxy), driven over ActionLoop against a loopback
+// runtime starts it (internal/devtools/owproxy), driven over ActionLoop against a loopback
 // Certificate Manager simulator. Everything here is a benchmark: `go test ./...`
 // without -bench builds this package and runs nothing.
 //
@@ -28,18 +28,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/match"
-	"github.com/certbackup/certbackup/internal/owproxy"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/owproxy"
+	"github.com/certbackup/certbackup/internal/devtools/testpki"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/pemutil"
-	"github.com/certbackup/certbackup/internal/simulator"
-	"github.com/certbackup/certbackup/internal/testpki"
 	"github.com/certbackup/certbackup/test/harness"
 )
 
 // world is a loopback simulator with a source and one backup instance, which counts
 // the TCP connections it accepts and captures the notifications it sends.
 type world struct {
-	sim     *simulator.Simulator
+	sim     *cmsim.Simulator
 	skew    atomic.Int64
 	conns   atomic.Int64
 	source  string
@@ -53,7 +53,7 @@ func newWorld(tb testing.TB) *world {
 	tb.Helper()
 	w := &world{}
 	var err error
-	w.sim, err = simulator.New(simulator.Options{
+	w.sim, err = cmsim.New(cmsim.Options{
 		Now:               func() time.Time { return time.Now().Add(time.Duration(w.skew.Load())) },
 		TokenLifetime:     24 * time.Hour,
 		AllowHTTPChannels: true,
@@ -74,8 +74,8 @@ func newWorld(tb testing.TB) *world {
 	w.sim.AddAPIKey(apiKey)
 	w.source = w.sim.AddInstance("us-south")
 	w.backup = w.sim.AddInstance("eu-de")
-	w.sim.Grant(apiKey, w.source, simulator.Writer)
-	w.sim.Grant(apiKey, w.backup, simulator.Manager)
+	w.sim.Grant(apiKey, w.source, cmsim.Writer)
+	w.sim.Grant(apiKey, w.backup, cmsim.Manager)
 	endpoints := map[string]string{
 		"us-south": w.sim.RegionURL(srv.URL, "us-south"),
 		"eu-de":    w.sim.RegionURL(srv.URL, "eu-de"),
@@ -253,7 +253,7 @@ func BenchmarkColdStart(b *testing.B) {
 	execPath := harness.ExecPath(b)
 	w := newWorld(b)
 	w.mirror(b, 1)
-	if err := w.sim.SendEvent(w.source, simulator.EventCertReimported, w.sources[0]); err != nil {
+	if err := w.sim.SendEvent(w.source, cmsim.EventCertReimported, w.sources[0]); err != nil {
 		b.Fatal(err)
 	}
 	token := <-w.tokens

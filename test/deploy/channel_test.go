@@ -12,7 +12,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -35,15 +35,15 @@ func TestDeployRegistersTheChannelWithTheRealCommand(t *testing.T) {
 	noNetwork := &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
 		return nil, errors.New("no network in tests")
 	}}}
-	sim, err := simulator.New(simulator.Options{HTTPClient: noNetwork})
+	sim, err := cmsim.New(cmsim.Options{HTTPClient: noNetwork})
 	require.NoError(t, err)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	src := sim.AddInstance("us-south")
 	bk := sim.AddInstance("eu-de")
 	sim.AddAPIKey(cmSecret)
-	sim.Grant(cmSecret, src, simulator.Manager)
-	sim.Grant(cmSecret, bk, simulator.Manager)
+	sim.Grant(cmSecret, src, cmsim.Manager)
+	sim.Grant(cmSecret, bk, cmsim.Manager)
 	endpoints, _ := json.Marshal(map[string]string{"us-south": sim.RegionURL(srv.URL, "us-south"), "eu-de": sim.RegionURL(srv.URL, "eu-de")})
 	env := map[string]string{
 		"CM_APIKEY": cmSecret, "SOURCE_INSTANCE_CRN": src, "BACKUP_INSTANCE_CRNS": bk,
@@ -73,10 +73,10 @@ func TestDeployRegistersTheChannelWithTheRealCommand(t *testing.T) {
 	// A key with Writer only cannot create the channel: the deploy still succeeds and
 	// prints the console steps.
 	sim.Revoke(cmSecret, src)
-	sim.Grant(cmSecret, src, simulator.Writer)
+	sim.Grant(cmSecret, src, cmsim.Writer)
 	env["CM_ENDPOINTS"] = string(endpoints)
 	other := sim.AddInstance("us-south")
-	sim.Grant(cmSecret, other, simulator.Writer)
+	sim.Grant(cmSecret, other, cmsim.Writer)
 	env["SOURCE_INSTANCE_CRN"] = other
 	r = deploy(t, runOpts{env: env})
 	require.Equal(t, 0, r.code, r.output())

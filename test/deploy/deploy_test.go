@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/certbackup/certbackup/internal/buildzip"
+	"github.com/certbackup/certbackup/internal/build/buildzip"
 )
 
 const (
@@ -117,7 +117,7 @@ func setup() (int, error) {
 // module files, the buildzip packages and the stand-in function.
 func copyRepo(dst string) (string, error) {
 	files := []string{"deploy.sh", "manifest.yaml", "go.mod", "go.sum"}
-	for _, dir := range []string{"internal/buildzip", "internal/manifest", "internal/cmd/buildzip", "test/deploy/testdata/fakefunction"} {
+	for _, dir := range []string{"internal/build/buildzip", "internal/build/manifest", "internal/build/cmd/buildzip", "test/deploy/testdata/fakefunction"} {
 		matches, err := filepath.Glob(filepath.Join(fixture.root, dir, "*.go"))
 		if err != nil {
 			return "", err
@@ -552,7 +552,7 @@ func TestLocalBuildsThenRunsTheDemo(t *testing.T) {
 	r := deploy(t, runOpts{goStub: true}, "local", "--serve")
 	require.Equal(t, 0, r.code, r.output())
 	require.NotEmpty(t, r.calls)
-	assert.Equal(t, "go run -trimpath -buildvcs=false ./internal/cmd/localdemo --zip build/action.zip --serve", r.calls[len(r.calls)-1])
+	assert.Equal(t, "go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip build/action.zip --serve", r.calls[len(r.calls)-1])
 	assert.Equal(t, fixture.build.calls, r.calls[:len(r.calls)-1], "local runs the same build first")
 	assert.Contains(t, r.stdout, "local demo stand-in")
 }
@@ -607,7 +607,7 @@ func TestBuildZipLayout(t *testing.T) {
 	r := fixture.build
 	assert.Equal(t, []string{
 		"go build -trimpath -buildvcs=false -ldflags -s -w -buildid= -o build/exec " + fakeFunctionPkg,
-		"go run -trimpath -buildvcs=false ./internal/cmd/buildzip -exec build/exec -out build/action.zip -manifest manifest.yaml -action notify,reconcile",
+		"go run -trimpath -buildvcs=false ./internal/build/cmd/buildzip -exec build/exec -out build/action.zip -manifest manifest.yaml -action notify,reconcile",
 	}, r.calls)
 	for v, want := range map[string]string{"CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "amd64"} {
 		got, set := r.envOf("go", v)

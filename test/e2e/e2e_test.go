@@ -9,16 +9,16 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/certbackup/certbackup/internal/cms"
-	"github.com/certbackup/certbackup/internal/match"
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/engine/match"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // lastDelivery is the newest delivery of event to the web action.
-func lastDelivery(t *testing.T, sim *simulator.Simulator, event string) simulator.Delivery {
+func lastDelivery(t *testing.T, sim *cmsim.Simulator, event string) cmsim.Delivery {
 	t.Helper()
 	ds := sim.Deliveries()
 	for i := len(ds) - 1; i >= 0; i-- {
@@ -27,7 +27,7 @@ func lastDelivery(t *testing.T, sim *simulator.Simulator, event string) simulato
 		}
 	}
 	t.Fatalf("no %s delivery", event)
-	return simulator.Delivery{}
+	return cmsim.Delivery{}
 }
 
 func assertCopies(t *testing.T, s *harness.Stack, source string) {
@@ -35,7 +35,7 @@ func assertCopies(t *testing.T, s *harness.Stack, source string) {
 	src, ok := s.Sim.Get(source)
 	require.True(t, ok)
 	for _, b := range s.Backups {
-		var copies []simulator.StoredCertificate
+		var copies []cmsim.StoredCertificate
 		for _, c := range s.Sim.Snapshot(b) {
 			if match.IsCopyOf(cms.Certificate{Description: c.Description}, source) {
 				copies = append(copies, c)
@@ -96,7 +96,7 @@ func TestForgedNotificationWritesNothing(t *testing.T) {
 	for _, b := range s.Backups {
 		assert.Equal(t, 0, s.Sim.Writes(b))
 	}
-	assert.Equal(t, 0, s.Sim.Count(simulator.OpDownload, ""), "nothing downloaded")
+	assert.Equal(t, 0, s.Sim.Count(cmsim.OpDownload, ""), "nothing downloaded")
 
 	// The same payload signed by the source instance is accepted.
 	status, body = s.Notify(s.Sim.Sign(s.Source, payload))
@@ -113,8 +113,8 @@ func TestTestEventAndMissingParameter(t *testing.T) {
 	require.NoError(t, s.Sim.SendEvent(s.Source, "test_notification_channel"))
 	d := lastDelivery(t, s.Sim, "test_notification_channel")
 	assert.Equal(t, 200, d.Status)
-	assert.Equal(t, 0, s.Sim.Count(simulator.OpDownload, ""), "the dummy certificate is never downloaded")
-	assert.Equal(t, 0, s.Sim.Count(simulator.OpList, ""))
+	assert.Equal(t, 0, s.Sim.Count(cmsim.OpDownload, ""), "the dummy certificate is never downloaded")
+	assert.Equal(t, 0, s.Sim.Count(cmsim.OpList, ""))
 
 	// A deployment that forgot apikey: a clear error naming it, and no API call.
 	s.Sim.ResetLog()

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/match"
-	"github.com/certbackup/certbackup/internal/owproxy"
-	"github.com/certbackup/certbackup/internal/simulator"
-	"github.com/certbackup/certbackup/internal/testpki"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/owproxy"
+	"github.com/certbackup/certbackup/internal/devtools/testpki"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,7 +88,7 @@ func (w *listingWorld) moveCopyDuringTheListing(t *testing.T, started <-chan str
 	for {
 		pages := 0
 		for _, q := range w.s.Sim.Requests() {
-			if q.Op == simulator.OpList && q.Instance == w.s.Backups[0] && q.Status == 200 {
+			if q.Op == cmsim.OpList && q.Instance == w.s.Backups[0] && q.Status == 200 {
 				pages++
 			}
 		}
@@ -107,8 +107,8 @@ func (w *listingWorld) moveCopyDuringTheListing(t *testing.T, started <-chan str
 func (w *listingWorld) delaySecondPage() {
 	b := w.s.Backups[0]
 	w.s.Sim.ResetLog()
-	w.s.Sim.Inject(simulator.Fault{Op: simulator.OpList, Instance: b, Times: 1})                         // page 1: untouched
-	w.s.Sim.Inject(simulator.Fault{Op: simulator.OpList, Instance: b, Delay: 2 * time.Second, Times: 1}) // page 2: late
+	w.s.Sim.Inject(cmsim.Fault{Op: cmsim.OpList, Instance: b, Times: 1})                         // page 1: untouched
+	w.s.Sim.Inject(cmsim.Fault{Op: cmsim.OpList, Instance: b, Delay: 2 * time.Second, Times: 1}) // page 2: late
 }
 
 // TestRepeatedListingEntryNotification: a renewal's notification lists the backup
@@ -121,7 +121,7 @@ func TestRepeatedListingEntryNotification(t *testing.T) {
 	next := s.Sim.CA().MustIssue("shop.example.com")
 	harness.RegisterSecrets(nil, []string{next.KeyPEM}, nil)
 	require.NoError(t, s.Sim.Reimport(w.src, next.CertPEM, next.KeyPEM, next.Intermediate))
-	token := lastToken(t, s, w.sink, simulator.EventCertReimported)
+	token := lastToken(t, s, w.sink, cmsim.EventCertReimported)
 
 	w.delaySecondPage()
 	started := make(chan struct{})
@@ -145,7 +145,7 @@ func TestRepeatedListingEntryNotification(t *testing.T) {
 	runReconcile(t, s, nil)
 	requireMirror(t, s)
 
-	skipIfKnown(t, bugRepeatedListingEntry, lost, "bugRepeatedListingEntry (internal/match Find; internal/replicate Engine.CopyTo)",
+	skipIfKnown(t, bugRepeatedListingEntry, lost, "bugRepeatedListingEntry (internal/engine/match Find; internal/engine/replicate Engine.CopyTo)",
 		"the activation answered %d, reported copy %v verified and removed_duplicates %v: the backup was left with %d copies", r.Status, p[0]["copy_crn"], removed, len(copies))
 	assert.Empty(t, removed, "a certificate seen twice in a listing is not a duplicate of itself")
 	if assert.Len(t, copies, 1) {
@@ -179,7 +179,7 @@ func TestRepeatedListingEntryReconcile(t *testing.T) {
 	runReconcile(t, s, nil)
 	requireMirror(t, s)
 
-	skipIfKnown(t, bugRepeatedListingEntry, lost, "bugRepeatedListingEntry (internal/match NewIndex; internal/reconcile, internal/replicate Engine.CopyTo)",
+	skipIfKnown(t, bugRepeatedListingEntry, lost, "bugRepeatedListingEntry (internal/engine/match NewIndex; internal/engine/reconcile, internal/engine/replicate Engine.CopyTo)",
 		"the reconcile reported match=%v counts=%v and left the backup without a copy", rep["match"], rep["counts"])
 	assert.Len(t, copies, 1)
 }
@@ -192,10 +192,10 @@ func TestImportAnswerLostEveryTime(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, harness.Options{Backups: 2, NoChannel: true, Timeout: activationTimeout})
 	sink := addSink(t, s)
-	s.Sim.Inject(simulator.Fault{Op: simulator.OpImport, Instance: s.Backups[0], Drop: true, AfterOp: true})
+	s.Sim.Inject(cmsim.Fault{Op: cmsim.OpImport, Instance: s.Backups[0], Drop: true, AfterOp: true})
 	src, err := s.Sim.Order(s.Source, "shop", "shop.example.com")
 	require.NoError(t, err)
-	token := lastToken(t, s, sink, simulator.EventCertIssued)
+	token := lastToken(t, s, sink, cmsim.EventCertIssued)
 
 	r := notify(s, token)
 	require.NoError(t, r.Err)
@@ -219,7 +219,7 @@ func TestImportAnswerLostEveryTime(t *testing.T) {
 	runReconcile(t, s, nil)
 	requireMirror(t, s)
 
-	skipIfKnown(t, bugImportRetriedAfterWrite, left > 1, "bugImportRetriedAfterWrite (internal/cms Client.Import retried; internal/replicate Engine.CopyTo)",
+	skipIfKnown(t, bugImportRetriedAfterWrite, left > 1, "bugImportRetriedAfterWrite (internal/provider/cms Client.Import retried; internal/engine/replicate Engine.CopyTo)",
 		"the activation left %d copies in the backup (one per attempt of the retried POST)", left)
 	assert.LessOrEqual(t, left, 1, "never two copies")
 }
@@ -233,7 +233,7 @@ func TestImportAnswerLostDuringReconcile(t *testing.T) {
 	issued := s.Sim.CA().MustIssue("api.example.com")
 	harness.RegisterSecrets(nil, []string{issued.KeyPEM}, nil)
 	src := s.Sim.Seed(s.Source, "api", "", issued)
-	s.Sim.Inject(simulator.Fault{Op: simulator.OpImport, Instance: s.Backups[0], Drop: true, AfterOp: true, Times: 1})
+	s.Sim.Inject(cmsim.Fault{Op: cmsim.OpImport, Instance: s.Backups[0], Drop: true, AfterOp: true, Times: 1})
 
 	rep := reconcileReport(s)
 	copies := copiesOf(s, s.Backups[0], src)
@@ -246,7 +246,7 @@ func TestImportAnswerLostDuringReconcile(t *testing.T) {
 	requireMirror(t, s) // the next reconcile removes the duplicate
 
 	skipIfKnown(t, bugImportRetriedAfterWrite, len(copies) > 1 && rep["match"] == true,
-		"bugImportRetriedAfterWrite (internal/cms Client.Import retried; internal/replicate Engine.CopyTo without relisting for the reconcile)",
+		"bugImportRetriedAfterWrite (internal/provider/cms Client.Import retried; internal/engine/replicate Engine.CopyTo without relisting for the reconcile)",
 		"the reconcile reported match=%v counts=%v and left %d copies", rep["match"], rep["counts"], len(copies))
 	if rep["match"] == true {
 		assert.Len(t, copies, 1, "a reconcile that reports match leaves one copy")
@@ -271,7 +271,7 @@ func reconcileReport(s *harness.Stack) map[string]any {
 	return rep
 }
 
-func mustGet(t *testing.T, s *harness.Stack, crn string) simulator.StoredCertificate {
+func mustGet(t *testing.T, s *harness.Stack, crn string) cmsim.StoredCertificate {
 	t.Helper()
 	c, ok := s.Sim.Get(crn)
 	require.True(t, ok, "%s exists", crn)

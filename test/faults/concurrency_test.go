@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// What the matching rule guarantees when activations race (internal/match,
-// internal/replicate Engine.CopyTo), and what TestConcurrentActivations checks:
+// What the matching rule guarantees when activations race (internal/engine/match,
+// internal/engine/replicate Engine.CopyTo), and what TestConcurrentActivations checks:
 //
 // Certificate Manager has no conditional create, so two activations copying the same
 // certificate into the same backup at the same time can both find no copy and both
@@ -43,7 +43,7 @@ func TestConcurrentActivations(t *testing.T) {
 	t.Run("the same token posted at once", func(t *testing.T) {
 		src, err := s.Sim.Order(s.Source, "race", "race.example.com")
 		require.NoError(t, err)
-		token := lastToken(t, s, sink, simulator.EventCertIssued)
+		token := lastToken(t, s, sink, cmsim.EventCertIssued)
 		race(t, s, map[string]string{src: token}, 2*pool)
 	})
 	t.Run("several certificates at once", func(t *testing.T) {
@@ -51,7 +51,7 @@ func TestConcurrentActivations(t *testing.T) {
 		for _, name := range []string{"alpha", "beta", "gamma", "delta", "epsilon"} {
 			src, err := s.Sim.Order(s.Source, name, name+".example.com")
 			require.NoError(t, err)
-			tokens[src] = lastToken(t, s, sink, simulator.EventCertIssued)
+			tokens[src] = lastToken(t, s, sink, cmsim.EventCertIssued)
 		}
 		race(t, s, tokens, 4)
 	})
@@ -64,7 +64,7 @@ func TestConcurrentActivations(t *testing.T) {
 func race(t *testing.T, s *harness.Stack, tokens map[string]string, perCert int) {
 	t.Helper()
 	s.Sim.ResetLog()
-	fault := s.Sim.Inject(simulator.Fault{Op: simulator.OpImport, Delay: time.Second})
+	fault := s.Sim.Inject(cmsim.Fault{Op: cmsim.OpImport, Delay: time.Second})
 	defer s.Sim.RemoveFault(fault)
 
 	type post struct {
@@ -158,7 +158,7 @@ func race(t *testing.T, s *harness.Stack, tokens map[string]string, perCert int)
 	}
 	// The race happened: more imports than certificates in each backup.
 	for bi, b := range s.Backups {
-		n := s.Sim.Count(simulator.OpImport, b)
+		n := s.Sim.Count(cmsim.OpImport, b)
 		assert.Greater(t, n, len(tokens), "the racers imported concurrently into backup %d", bi)
 		t.Logf("backup %d: %d imports for %d certificates", bi, n, len(tokens))
 	}

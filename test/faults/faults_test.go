@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -38,7 +38,7 @@ type faultCase struct {
 	// renew: the notification is cert_renewed for a certificate whose copies exist
 	// (reimport path); otherwise cert_issued for a new certificate (import path).
 	renew  bool
-	faults func(s *harness.Stack) []simulator.Fault
+	faults func(s *harness.Stack) []cmsim.Fault
 	status int
 	want   [2]holds // per backup
 	// Bounds on the answer time beyond "before the deadline", when the case says
@@ -62,55 +62,55 @@ func TestFaultsDuringNotification(t *testing.T) {
 	t.Parallel()
 	b0 := func(s *harness.Stack) string { return s.Backups[0] }
 	b1 := func(s *harness.Stack) string { return s.Backups[1] }
-	one := func(f func(s *harness.Stack) simulator.Fault) func(s *harness.Stack) []simulator.Fault {
-		return func(s *harness.Stack) []simulator.Fault { return []simulator.Fault{f(s)} }
+	one := func(f func(s *harness.Stack) cmsim.Fault) func(s *harness.Stack) []cmsim.Fault {
+		return func(s *harness.Stack) []cmsim.Fault { return []cmsim.Fault{f(s)} }
 	}
 	cases := []faultCase{
 		// 429 with Retry-After.
 		{name: "429 short Retry-After is waited for", status: 200, want: [2]holds{current, current}, min: 1900 * time.Millisecond,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpImport, Instance: b0(s), Status: 429, RetryAfter: "1", Times: 2}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpImport, Instance: b0(s), Status: 429, RetryAfter: "1", Times: 2}
 			})},
 		{name: "429 Retry-After past the deadline fails at once", status: 502, want: [2]holds{nothing, current}, max: 3 * time.Second,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpImport, Instance: b0(s), Status: 429, RetryAfter: "30"}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpImport, Instance: b0(s), Status: 429, RetryAfter: "30"}
 			}),
 			check: failedRetryable(0, "429")},
 		{name: "429 short Retry-After on a renewal", renew: true, status: 200, want: [2]holds{current, current}, min: 900 * time.Millisecond,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpReimport, Instance: b0(s), Status: 429, RetryAfter: "1", Times: 1}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpReimport, Instance: b0(s), Status: 429, RetryAfter: "1", Times: 1}
 			})},
 		{name: "429 Retry-After past the deadline on a renewal", renew: true, status: 502, want: [2]holds{previous, current}, max: 3 * time.Second,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpReimport, Instance: b0(s), Status: 429, RetryAfter: "120"}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpReimport, Instance: b0(s), Status: 429, RetryAfter: "120"}
 			}),
 			check: failedRetryable(0, "429")},
 
 		// 500 and 503.
 		{name: "500 once is retried", status: 200, want: [2]holds{current, current},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Instance: b0(s), Status: 500, Times: 1}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Instance: b0(s), Status: 500, Times: 1}
 			})},
 		{name: "500 on every call of a backup", status: 502, want: [2]holds{nothing, current},
-			faults: one(func(s *harness.Stack) simulator.Fault { return simulator.Fault{Instance: b0(s), Status: 500} }),
+			faults: one(func(s *harness.Stack) cmsim.Fault { return cmsim.Fault{Instance: b0(s), Status: 500} }),
 			check:  failedRetryable(0, "500")},
 		{name: "503 once on import is retried", status: 200, want: [2]holds{current, current},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpImport, Instance: b1(s), Status: 503, Times: 1}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpImport, Instance: b1(s), Status: 503, Times: 1}
 			})},
 		{name: "503 on every import", status: 502, want: [2]holds{current, nothing},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpImport, Instance: b1(s), Status: 503}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpImport, Instance: b1(s), Status: 503}
 			}),
 			check: failedRetryable(1, "503")},
 		{name: "503 on every reimport of a renewal", renew: true, status: 502, want: [2]holds{current, previous},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpReimport, Instance: b1(s), Status: 503}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpReimport, Instance: b1(s), Status: 503}
 			}),
 			check: failedRetryable(1, "503")},
 		{name: "503 from the source", status: 502, want: [2]holds{nothing, nothing},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpDownload, Instance: s.Source, Status: 503}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpDownload, Instance: s.Source, Status: 503}
 			}),
 			check: func(t *testing.T, s *harness.Stack, _ string, _ notifyResult) {
 				for _, b := range s.Backups {
@@ -120,93 +120,93 @@ func TestFaultsDuringNotification(t *testing.T) {
 
 		// Slow responses.
 		{name: "slow backup within the deadline", status: 200, want: [2]holds{current, current}, min: 3 * time.Second,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Instance: b0(s), Delay: 1500 * time.Millisecond, Times: 2}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Instance: b0(s), Delay: 1500 * time.Millisecond, Times: 2}
 			})},
 		{name: "backup slower than the deadline", status: 502, want: [2]holds{nothing, current}, min: 4 * time.Second,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Instance: b0(s), Delay: 20 * time.Second}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Instance: b0(s), Delay: 20 * time.Second}
 			}),
 			check: failedRetryable(0, "deadline")},
 		{name: "read-back slower than the deadline", status: 502, want: [2]holds{current, current}, min: 4 * time.Second,
 			// The import is done, its read-back hangs: the backup holds the whole copy,
 			// unverified, and the pair is reported failed.
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpDownload, Instance: b0(s), Delay: 20 * time.Second}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpDownload, Instance: b0(s), Delay: 20 * time.Second}
 			}),
 			check: failedRetryable(0, "deadline")},
 		{name: "every call slow: the deadline falls between the steps", status: 502, want: [2]holds{current, current}, min: 4 * time.Second,
 			// list (2.5 s), import (done at 5 s), then the listing after the import
 			// crosses the 6 s budget: the copy is whole but unverified.
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Instance: b0(s), Delay: 2500 * time.Millisecond}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Instance: b0(s), Delay: 2500 * time.Millisecond}
 			}),
 			check: failedRetryable(0, "")},
 		{name: "renewal with a backup slower than the deadline", renew: true, status: 502, want: [2]holds{current, previous}, min: 4 * time.Second,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Instance: b1(s), Delay: 20 * time.Second}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Instance: b1(s), Delay: 20 * time.Second}
 			}),
 			check: failedRetryable(1, "deadline")},
 		{name: "source slower than the deadline", status: 502, want: [2]holds{nothing, nothing}, min: 4 * time.Second,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpDownload, Instance: s.Source, Delay: 20 * time.Second}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpDownload, Instance: s.Source, Delay: 20 * time.Second}
 			})},
 
 		// Connection resets.
 		{name: "reset before the import, once", status: 200, want: [2]holds{current, current},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpImport, Instance: b0(s), Drop: true, Times: 1}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpImport, Instance: b0(s), Drop: true, Times: 1}
 			}),
 			check: importsIn(0, 1)},
 		{name: "reset on every call of a backup", status: 502, want: [2]holds{nothing, current},
-			faults: one(func(s *harness.Stack) simulator.Fault { return simulator.Fault{Instance: b0(s), Drop: true} }),
+			faults: one(func(s *harness.Stack) cmsim.Fault { return cmsim.Fault{Instance: b0(s), Drop: true} }),
 			check:  failedRetryable(0, "")},
 		{name: "reset after the import: written, answer lost", status: 200, want: [2]holds{current, current},
 			// Today the client retries the POST, which imports a second copy
 			// (bugImportRetriedAfterWrite); the listing after the import finds both and
 			// the engine deletes the one with the larger CRN. Either way: one copy.
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpImport, Instance: b0(s), Drop: true, AfterOp: true, Times: 1}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpImport, Instance: b0(s), Drop: true, AfterOp: true, Times: 1}
 			}),
 			check: importsIn(0, 0)},
 		{name: "503 after the import: written, answer replaced", status: 200, want: [2]holds{current, current},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpImport, Instance: b1(s), Status: 503, AfterOp: true, Times: 1}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpImport, Instance: b1(s), Status: 503, AfterOp: true, Times: 1}
 			}),
 			check: importsIn(1, 0)},
 		{name: "reset after the reimport of a renewal", renew: true, status: 200, want: [2]holds{current, current},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpReimport, Instance: b0(s), Drop: true, AfterOp: true, Times: 1}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpReimport, Instance: b0(s), Drop: true, AfterOp: true, Times: 1}
 			})},
 		{name: "reset after a listing: a read, retried", status: 200, want: [2]holds{current, current},
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpList, Instance: b0(s), Drop: true, AfterOp: true, Times: 1}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpList, Instance: b0(s), Drop: true, AfterOp: true, Times: 1}
 			})},
 
 		// IAM unavailable, on a cold exec that holds no token yet.
 		{name: "IAM 503", fresh: true, status: 502, want: [2]holds{nothing, nothing},
-			faults: one(func(s *harness.Stack) simulator.Fault { return simulator.Fault{Op: simulator.OpIAMToken, Status: 503} }),
+			faults: one(func(s *harness.Stack) cmsim.Fault { return cmsim.Fault{Op: cmsim.OpIAMToken, Status: 503} }),
 			check:  noWrites},
 		{name: "IAM reset", fresh: true, status: 502, want: [2]holds{nothing, nothing},
-			faults: one(func(s *harness.Stack) simulator.Fault { return simulator.Fault{Op: simulator.OpIAMToken, Drop: true} }),
+			faults: one(func(s *harness.Stack) cmsim.Fault { return cmsim.Fault{Op: cmsim.OpIAMToken, Drop: true} }),
 			check:  noWrites},
 		{name: "IAM slower than the deadline", fresh: true, status: 502, want: [2]holds{nothing, nothing}, min: 4 * time.Second,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpIAMToken, Delay: activationTimeout}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpIAMToken, Delay: activationTimeout}
 			}),
 			check: noWrites},
 
 		// The public key endpoint down on the first notification: 503, nothing read or
 		// written (the token cannot be trusted).
 		{name: "key endpoint 503", fresh: true, status: 503, want: [2]holds{nothing, nothing},
-			faults: one(func(s *harness.Stack) simulator.Fault { return simulator.Fault{Op: simulator.OpPublicKey, Status: 503} }),
+			faults: one(func(s *harness.Stack) cmsim.Fault { return cmsim.Fault{Op: cmsim.OpPublicKey, Status: 503} }),
 			check:  keyUnavailable},
 		{name: "key endpoint reset", fresh: true, status: 503, want: [2]holds{nothing, nothing},
-			faults: one(func(s *harness.Stack) simulator.Fault { return simulator.Fault{Op: simulator.OpPublicKey, Drop: true} }),
+			faults: one(func(s *harness.Stack) cmsim.Fault { return cmsim.Fault{Op: cmsim.OpPublicKey, Drop: true} }),
 			check:  keyUnavailable},
 		{name: "key endpoint slower than the deadline", fresh: true, status: 503, want: [2]holds{nothing, nothing}, min: 4 * time.Second,
-			faults: one(func(s *harness.Stack) simulator.Fault {
-				return simulator.Fault{Op: simulator.OpPublicKey, Delay: 20 * time.Second}
+			faults: one(func(s *harness.Stack) cmsim.Fault {
+				return cmsim.Fault{Op: cmsim.OpPublicKey, Delay: 20 * time.Second}
 			}),
 			check: keyUnavailable},
 	}
@@ -227,19 +227,19 @@ func runFaultCase(t *testing.T, tc faultCase) {
 		// connections, copy cache), as in a running deployment.
 		_, err := s.Sim.Order(s.Source, "warm", "warm.example.com")
 		require.NoError(t, err)
-		r := notify(s, lastToken(t, s, sink, simulator.EventCertIssued))
+		r := notify(s, lastToken(t, s, sink, cmsim.EventCertIssued))
 		require.NoError(t, r.Err)
 		require.Equal(t, 200, r.Status, "warm-up: %v", r.Body)
 	}
 
 	var src string
-	var before simulator.StoredCertificate // the version before the renewal
-	event := simulator.EventCertIssued
+	var before cmsim.StoredCertificate // the version before the renewal
+	event := cmsim.EventCertIssued
 	if tc.renew {
 		var err error
 		src, err = s.Sim.Order(s.Source, "shop", "shop.example.com", "www.shop.example.com")
 		require.NoError(t, err)
-		r := notify(s, lastToken(t, s, sink, simulator.EventCertIssued))
+		r := notify(s, lastToken(t, s, sink, cmsim.EventCertIssued))
 		require.Equal(t, 200, r.Status, "first copy: %v", r.Body)
 		before, _ = s.Sim.Get(src)
 		harness.RegisterStack(s)
@@ -248,7 +248,7 @@ func runFaultCase(t *testing.T, tc faultCase) {
 			s.Sim.Inject(f)
 		}
 		require.NoError(t, s.Sim.Renew(src))
-		event = simulator.EventCertRenewed
+		event = cmsim.EventCertRenewed
 	} else {
 		harness.RegisterStack(s)
 		s.Sim.ResetLog()
@@ -347,7 +347,7 @@ func importsIn(i, carried int) func(t *testing.T, s *harness.Stack, src string, 
 		b := s.Backups[i]
 		deletes := 0
 		for _, q := range s.Sim.Requests() {
-			if q.Op == simulator.OpDelete && q.Instance == b && q.Status == 200 {
+			if q.Op == cmsim.OpDelete && q.Instance == b && q.Status == 200 {
 				deletes++
 			}
 		}
@@ -377,6 +377,6 @@ func noWrites(t *testing.T, s *harness.Stack, _ string, _ notifyResult) {
 func keyUnavailable(t *testing.T, s *harness.Stack, _ string, _ notifyResult) {
 	t.Helper()
 	noWrites(t, s, "", notifyResult{})
-	assert.Zero(t, s.Sim.Count(simulator.OpDownload, ""), "nothing downloaded for an unverified token")
-	assert.Zero(t, s.Sim.Count(simulator.OpList, ""), "nothing listed for an unverified token")
+	assert.Zero(t, s.Sim.Count(cmsim.OpDownload, ""), "nothing downloaded for an unverified token")
+	assert.Zero(t, s.Sim.Count(cmsim.OpList, ""), "nothing listed for an unverified token")
 }

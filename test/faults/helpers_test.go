@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/match"
-	"github.com/certbackup/certbackup/internal/owproxy"
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/owproxy"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/require"
 )
@@ -55,8 +55,8 @@ func addSink(t *testing.T, s *harness.Stack) string {
 }
 
 // sinkTokens returns the tokens signed for channel, in order.
-func sinkTokens(s *harness.Stack, channel string) []simulator.SentToken {
-	var out []simulator.SentToken
+func sinkTokens(s *harness.Stack, channel string) []cmsim.SentToken {
+	var out []cmsim.SentToken
 	for _, st := range s.Sim.SentTokens() {
 		if st.ChannelID == channel {
 			out = append(out, st)
@@ -158,8 +158,8 @@ func runReconcile(t testing.TB, s *harness.Stack, extra map[string]any) map[stri
 }
 
 // copiesOf returns the copies of source certificate src in backup.
-func copiesOf(s *harness.Stack, backup, src string) []simulator.StoredCertificate {
-	var out []simulator.StoredCertificate
+func copiesOf(s *harness.Stack, backup, src string) []cmsim.StoredCertificate {
+	var out []cmsim.StoredCertificate
 	for _, c := range s.Sim.Snapshot(backup) {
 		if got, ok := match.SourceOf(c.Description); ok && got == src {
 			out = append(out, c)
@@ -176,7 +176,7 @@ func copiesOf(s *harness.Stack, backup, src string) []simulator.StoredCertificat
 func assertMirror(t testing.TB, s *harness.Stack) int {
 	t.Helper()
 	src := s.Sim.Snapshot(s.Source)
-	bySource := map[string]simulator.StoredCertificate{}
+	bySource := map[string]cmsim.StoredCertificate{}
 	for _, c := range src {
 		bySource[c.ID] = c
 	}
@@ -188,7 +188,7 @@ func assertMirror(t testing.TB, s *harness.Stack) int {
 		}
 	}
 	for _, b := range s.Backups {
-		copies := map[string][]simulator.StoredCertificate{}
+		copies := map[string][]cmsim.StoredCertificate{}
 		for _, c := range s.Sim.Snapshot(b) {
 			id, ok := match.SourceOf(c.Description)
 			if !ok {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -73,8 +73,8 @@ func TestSoak(t *testing.T) {
 	s.Sim.SetSeed(soakSeed)
 	for _, b := range s.Backups {
 		// The first fault fires on 10% of the calls, the second on 1/9 of the rest: 20%.
-		s.Sim.Inject(simulator.Fault{Instance: b, Probability: 0.10, Status: 503})
-		s.Sim.Inject(simulator.Fault{Instance: b, Probability: 0.10 / 0.90, Drop: true})
+		s.Sim.Inject(cmsim.Fault{Instance: b, Probability: 0.10, Status: 503})
+		s.Sim.Inject(cmsim.Fault{Instance: b, Probability: 0.10 / 0.90, Drop: true})
 	}
 	s.Sim.ResetLog()
 
@@ -202,7 +202,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	for _, q := range s.Sim.Requests() {
-		if q.Op != simulator.OpIAMToken && q.Instance != s.Source && (q.Status == 0 || q.Status == 503) {
+		if q.Op != cmsim.OpIAMToken && q.Instance != s.Source && (q.Status == 0 || q.Status == 503) {
 			faultsFired++
 		}
 	}

@@ -1,7 +1,7 @@
 // Package harness sets up what the end-to-end tests need: the real action zip built
 // the way ./deploy.sh build builds it, a loopback Certificate Manager simulator, and the
 // compiled `exec` started and driven over ActionLoop exactly as the OpenWhisk Go runtime
-// does (internal/owproxy), behind a local web-action endpoint.
+// does (internal/devtools/owproxy), behind a local web-action endpoint.
 //
 // Everything the action prints and returns passes through Collect, so that a test can
 // scan the whole suite's output for secrets.
@@ -24,9 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/buildzip"
-	"github.com/certbackup/certbackup/internal/owproxy"
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/build/buildzip"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/owproxy"
 )
 
 // ExecutionEnv is what IBM's go:1.21 kind expects in exec.env (manifest default).
@@ -105,7 +105,7 @@ type Options struct {
 
 // Stack is a simulator, a pool of exec processes and a web action in front of them.
 type Stack struct {
-	Sim     *simulator.Simulator
+	Sim     *cmsim.Simulator
 	SimURL  string
 	Source  string
 	Backups []string
@@ -139,7 +139,7 @@ func NewStack(tb testing.TB, o Options) *Stack {
 	if o.Timeout == 0 {
 		o.Timeout = 30 * time.Second
 	}
-	sim, err := simulator.New(simulator.Options{AllowHTTPChannels: true, DeliveryTimeout: 40 * time.Second})
+	sim, err := cmsim.New(cmsim.Options{AllowHTTPChannels: true, DeliveryTimeout: 40 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -149,12 +149,12 @@ func NewStack(tb testing.TB, o Options) *Stack {
 	s.APIKey = "e2e-" + randomHex(16)
 	sim.AddAPIKey(s.APIKey)
 	s.Source = sim.AddInstance("us-south")
-	sim.Grant(s.APIKey, s.Source, simulator.Writer)
+	sim.Grant(s.APIKey, s.Source, cmsim.Writer)
 	endpoints := map[string]string{"us-south": sim.RegionURL(srv.URL, "us-south")}
 	for i := range o.Backups {
 		r := regions[i%len(regions)]
 		b := sim.AddInstance(r)
-		sim.Grant(s.APIKey, b, simulator.Manager)
+		sim.Grant(s.APIKey, b, cmsim.Manager)
 		endpoints[r] = sim.RegionURL(srv.URL, r)
 		s.Backups = append(s.Backups, b)
 	}

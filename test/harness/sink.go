@@ -7,14 +7,14 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 )
 
 // TokenSink registers a Callback URL channel (payload version 4) on instanceCRN whose
 // endpoint hands every notification token it receives to the returned channel (which
 // holds up to buffer tokens; later ones are dropped), so that a test or benchmark can
 // drive the action with the tokens the simulator really signed.
-func TokenSink(tb testing.TB, sim *simulator.Simulator, instanceCRN string, buffer int) <-chan string {
+func TokenSink(tb testing.TB, sim *cmsim.Simulator, instanceCRN string, buffer int) <-chan string {
 	tb.Helper()
 	tokens := make(chan string, buffer)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {

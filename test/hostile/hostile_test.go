@@ -30,10 +30,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/certbackup/certbackup/internal/cms"
 	"github.com/certbackup/certbackup/internal/crn"
-	"github.com/certbackup/certbackup/internal/match"
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/engine/match"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/certbackup/certbackup/test/harness"
 )
 
@@ -44,7 +44,7 @@ const (
 	byRun               // invoked directly (Stack.Run): the result's statusCode
 )
 
-// Controller messages (apache/openwhisk Messages.scala, as internal/owproxy writes them).
+// Controller messages (apache/openwhisk Messages.scala, as internal/devtools/owproxy writes them).
 const (
 	msgNotAllowed = "Request defines parameters that are not allowed (e.g., reserved properties)."
 	msgTooLarge   = "Request larger than allowed"
@@ -302,18 +302,18 @@ func TestHostileCorpus(t *testing.T) {
 			} else {
 				assert.Zero(t, f.s.Sim.Writes(""), "nothing written")
 				if tc.status != http.StatusOK {
-					assert.Zero(t, f.s.Sim.Count(simulator.OpDownload, ""), "nothing downloaded")
-					assert.Zero(t, f.s.Sim.Count(simulator.OpList, ""), "nothing listed")
+					assert.Zero(t, f.s.Sim.Count(cmsim.OpDownload, ""), "nothing downloaded")
+					assert.Zero(t, f.s.Sim.Count(cmsim.OpList, ""), "nothing listed")
 					for _, q := range reqs {
 						// A refused request may at most (re)fetch the source's public key, from
 						// the configured endpoint, for the configured instance.
-						assert.Equal(t, simulator.OpPublicKey, q.Op, "unexpected request %s %s", q.Method, q.EscapedPath)
+						assert.Equal(t, cmsim.OpPublicKey, q.Op, "unexpected request %s %s", q.Method, q.EscapedPath)
 						assert.Equal(t, f.s.Source, q.Instance, "key fetched for another instance: %s", q.EscapedPath)
 					}
 				}
 				if tc.status == http.StatusOK && tc.action != "replicate" {
-					assert.Zero(t, f.s.Sim.Count(simulator.OpDownload, ""), "an event that copies nothing downloads nothing")
-					assert.Zero(t, f.s.Sim.Count(simulator.OpList, ""), "and lists nothing")
+					assert.Zero(t, f.s.Sim.Count(cmsim.OpDownload, ""), "an event that copies nothing downloads nothing")
+					assert.Zero(t, f.s.Sim.Count(cmsim.OpList, ""), "and lists nothing")
 				}
 				if tc.by == byController || tc.status == http.StatusInternalServerError {
 					assert.Empty(t, reqs, "no API call at all")
@@ -345,10 +345,10 @@ func assertCopied(t *testing.T, f *fixture, cert string) {
 	require.NotEmpty(t, cert, "a control names the certificate it copies")
 	src, ok := f.s.Sim.Get(cert)
 	require.True(t, ok)
-	assert.Positive(t, f.s.Sim.Count(simulator.OpDownload, f.s.Source), "the source was read")
+	assert.Positive(t, f.s.Sim.Count(cmsim.OpDownload, f.s.Source), "the source was read")
 	for _, b := range f.s.Backups {
 		assert.Positive(t, f.s.Sim.Writes(b), "a write into %s", b)
-		var copies []simulator.StoredCertificate
+		var copies []cmsim.StoredCertificate
 		for _, c := range f.s.Sim.Snapshot(b) {
 			if match.IsCopyOf(cms.Certificate{Description: c.Description}, cert) {
 				copies = append(copies, c)

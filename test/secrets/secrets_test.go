@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/owproxy"
-	"github.com/certbackup/certbackup/internal/simulator"
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/owproxy"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -119,10 +119,10 @@ func TestNoSecretsInAnyOutput(t *testing.T) {
 	expect(200, st, body, "replay")
 
 	// Events that copy nothing.
-	require.NoError(t, s.Sim.SendEvent(s.Source, simulator.EventCertAboutToExpireReimportRequired, api))
+	require.NoError(t, s.Sim.SendEvent(s.Source, cmsim.EventCertAboutToExpireReimportRequired, api))
 	st, body = c.notify(last())
 	expect(200, st, body, "about to expire")
-	require.NoError(t, s.Sim.SendEvent(s.Source, simulator.EventTestNotificationChannel))
+	require.NoError(t, s.Sim.SendEvent(s.Source, cmsim.EventTestNotificationChannel))
 	st, body = c.notify(last())
 	expect(200, st, body, "test event")
 
@@ -138,8 +138,8 @@ func TestNoSecretsInAnyOutput(t *testing.T) {
 	assert.Contains(t, []int{200, 400}, st, "raw body: %v", body)
 
 	// Failing backups: a copy fails (503 on one, resets on the other).
-	s.Sim.Inject(simulator.Fault{Op: simulator.OpImport, Instance: s.Backups[0], Status: 503})
-	s.Sim.Inject(simulator.Fault{Op: simulator.OpImport, Instance: s.Backups[1], Drop: true})
+	s.Sim.Inject(cmsim.Fault{Op: cmsim.OpImport, Instance: s.Backups[0], Status: 503})
+	s.Sim.Inject(cmsim.Fault{Op: cmsim.OpImport, Instance: s.Backups[1], Drop: true})
 	failing, err := s.Sim.Order(s.Source, "failing", "failing.example.com")
 	require.NoError(t, err)
 	keep(failing)
@@ -152,7 +152,7 @@ func TestNoSecretsInAnyOutput(t *testing.T) {
 	assert.Equal(t, true, rep["match"], "reconcile: %v", rep["error"])
 	rep = c.run(map[string]any{"mode": "verify"})
 	assert.Equal(t, true, rep["match"], "verify: %v", rep["error"])
-	s.Sim.Inject(simulator.Fault{Op: simulator.OpList, Instance: s.Backups[1], Status: 500})
+	s.Sim.Inject(cmsim.Fault{Op: cmsim.OpList, Instance: s.Backups[1], Status: 500})
 	rep = c.run(map[string]any{"mode": "reconcile"})
 	assert.Contains(t, rep, "error", "a reconcile that cannot list a backup is an error")
 	s.Sim.ClearFaults()

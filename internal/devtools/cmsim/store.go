@@ -1,0 +1,482 @@
+package cmsim
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf16"
+
+	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/devtools/testpki"
+	"github.com/certbackup/certbackup/internal/pemutil"
+)
+
+// Limits of reference §14.
+const (
+	maxCertificates   = 1000
+	maxNameLen        = 256
+	maxDescriptionLen = 1024
+	perCertPerMinute  = 5 // reimport, update
+	perInstPerMinute  = 5 // order, renew, channel create
+)
+
+// keyMismatchMessage is the documented text for a key that does not match (reference §5.2).
+const keyMismatchMessage = "The private key doesn't match the certificate that you're trying to import. Ensure that they match and try again."
+
+// Metadata is a certificate as the API describes it (reference §5.1).
+type Metadata struct {
+	ID           string        `json:"_id"`
+	Name         string        `json:"name"`
+	Description  string        `json:"description"`
+	Domains      []string      `json:"domains"`
+	Issuer       string        `json:"issuer"`
+	SerialNumber string        `json:"serial_number,omitempty"`
+	BeginsOn     int64         `json:"begins_on"`
+	ExpiresOn    int64         `json:"expires_on"`
+	Algorithm    string        `json:"algorithm"`
+	KeyAlgorithm string        `json:"key_algorithm"`
+	Imported     bool          `json:"imported"`
+	Status       string        `json:"status"`
+	HasPrevious  bool          `json:"has_previous"`
+	IssuanceInfo *IssuanceInfo `json:"issuance_info,omitempty"`
+	OrderPolicy  *OrderPolicy  `json:"order_policy,omitempty"`
+	LastModified int64         `json:"last_modified"`
+}
+
+// IssuanceInfo describes how an ordered certificate was issued.
+type IssuanceInfo struct {
+	Status         string `json:"status"`
+	Code           string `json:"code"`
+	AdditionalInfo string `json:"additional_info"`
+	Auto           bool   `json:"auto"`
+	OrderedOn      int64  `json:"ordered_on"`
+}
+
+// OrderPolicy of an ordered certificate.
+type OrderPolicy struct {
+	AutoRenewEnabled bool `json:"auto_renew_enabled"`
+}
+
+// Data is the PEM material of a certificate. PrivKey and Intermediate are omitted from
+// JSON when the certificate has none (reference §5.2 leaves "" or absent open; absent is
+// what bluemix-go's omitempty model produces).
+type Data struct {
+	Content      string `json:"content"`
+	PrivKey      string `json:"priv_key,omitempty"`
+	Intermediate string `json:"intermediate,omitempty"`
+}
+
+// String never prints the key.
+func (d Data) String() string {
+	return fmt.Sprintf("simulator.Data{content=%dB priv_key=%t intermediate=%dB}", len(d.Content), d.PrivKey != "", len(d.Intermediate))
+}
+
+// GoString never prints the key either (%#v).
+func (d Data) GoString() string { return d.String() }
+
+// StoredCertificate is what the simulator holds for one certificate.
+type StoredCertificate struct {
+	Metadata
+	Data     Data
+	Versions int // current version included
+}
+
+// String never prints the key.
+func (c StoredCertificate) String() string {
+	return fmt.Sprintf("simulator.StoredCertificate{%s name=%q versions=%d %s}", c.ID, c.Name, c.Versions, c.Data)
+}
+
+// certificate is one certificate with all its versions, the current one last.
+type certificate struct {
+	id           string
+	name         string
+	description  string
+	imported     bool
+	versions     []version
+	lastModified time.Time
+	issuance     *IssuanceInfo
+	policy       *OrderPolicy
+	reimports    window
+	updates      window
+}
+
+type version struct {
+	data Data
+	leaf *x509.Certificate
+	meta pemutil.Metadata
+}
+
+func (c *certificate) current() *version { return &c.versions[len(c.versions)-1] }
+
+func (c *certificate) metadata(now time.Time) Metadata {
+	v := c.current()
+	status := "valid"
+	if !now.Before(v.leaf.NotAfter) {
+		status = "expired"
+	}
+	m := Metadata{
+		ID: c.id, Name: c.name, Description: c.description,
+		Domains:      slices.Clone(v.meta.Domains),
+		Issuer:       v.meta.Issuer,
+		SerialNumber: v.meta.SerialNumber,
+		BeginsOn:     v.meta.BeginsOn,
+		ExpiresOn:    v.meta.ExpiresOn,
+		Algorithm:    v.meta.Algorithm,
+		KeyAlgorithm: v.meta.KeyAlgorithm,
+		Imported:     c.imported,
+		Status:       status,
+		HasPrevious:  len(c.versions) > 1,
+		LastModified: c.lastModified.UnixMilli(),
+	}
+	if c.issuance != nil {
+		ii := *c.issuance
+		m.IssuanceInfo = &ii
+	}
+	if c.policy != nil {
+		p := *c.policy
+		m.OrderPolicy = &p
+	}
+	return m
+}
+
+func (c *certificate) stored(now time.Time) StoredCertificate {
+	return StoredCertificate{Metadata: c.metadata(now), Data: c.current().data, Versions: len(c.versions)}
+}
+
+// checkMaterial validates PEM material the way import and reimport do. The messages
+// never quote the input.
+func checkMaterial(d Data, now time.Time, refuseExpired bool) (version, *apiError) {
+	if strings.TrimSpace(d.Content) == "" {
+		return version{}, errorf(http.StatusBadRequest, codeInvalidCertificate, "the certificate content is required")
+	}
+	leaf, err := pemutil.ParseCertificate(d.Content)
+	if err != nil {
+		return version{}, errorf(http.StatusBadRequest, codeInvalidCertificate, "the certificate content is not one valid PEM-encoded X.509 certificate")
+	}
+	if strings.TrimSpace(d.PrivKey) != "" {
+		key, err := pemutil.ParsePrivateKey(d.PrivKey)
+		if err != nil {
+			return version{}, errorf(http.StatusBadRequest, codeInvalidKey, "the private key is not one valid, unencrypted PEM private key")
+		}
+		if !pemutil.KeyMatches(leaf, key) {
+			return version{}, errorf(http.StatusBadRequest, codeKeyMismatch, "%s", keyMismatchMessage)
+		}
+	}
+	if _, err := pemutil.ParseBundle(d.Content, d.PrivKey, d.Intermediate); err != nil {
+		// Leaf and key passed above, so what is left is the intermediate chain.
+		return version{}, errorf(http.StatusBadRequest, codeInvalidChain, "the intermediate certificates are not valid PEM or do not chain to the certificate")
+	}
+	if refuseExpired && !now.Before(leaf.NotAfter) {
+		return version{}, errorf(http.StatusBadRequest, codeExpired, "the certificate has expired; import a valid, unexpired certificate")
+	}
+	if strings.TrimSpace(d.PrivKey) == "" {
+		d.PrivKey = ""
+	}
+	if strings.TrimSpace(d.Intermediate) == "" {
+		d.Intermediate = ""
+	}
+	return version{data: d, leaf: leaf, meta: pemutil.MetadataOf(leaf)}, nil
+}
+
+// jsLen is the length JavaScript reports for s (UTF-16 code units).
+func jsLen(s string) int { return len(utf16.Encode([]rune(s))) }
+
+func checkName(name *string) *apiError {
+	if name == nil || strings.TrimSpace(*name) == "" {
+		return errorf(http.StatusBadRequest, codeBadRequest, "name is required")
+	}
+	if jsLen(*name) > maxNameLen {
+		return errorf(http.StatusBadRequest, codeBadRequest, "name must be at most %d characters", maxNameLen)
+	}
+	return nil
+}
+
+func checkDescription(d string) *apiError {
+	if jsLen(d) > maxDescriptionLen {
+		return errorf(http.StatusBadRequest, codeBadRequest, "description must be at most %d characters", maxDescriptionLen)
+	}
+	return nil
+}
+
+// addLocked stores a new certificate in inst, enforcing the per-instance limit.
+func (s *Simulator) addLocked(inst *instance, name, description string, v version, imported bool) (*certificate, *apiError) {
+	if len(inst.certs) >= maxCertificates {
+		return nil, errorf(http.StatusBadRequest, codeLimitExceeded, "the instance already holds the maximum of %d certificates", maxCertificates)
+	}
+	id := inst.crn[:len(inst.crn)-1] + "certificate:" + randomHex(16)
+	for inst.certs[id] != nil {
+		id = inst.crn[:len(inst.crn)-1] + "certificate:" + randomHex(16)
+	}
+	c := &certificate{id: id, name: name, description: description, imported: imported, versions: []version{v}, lastModified: s.now()}
+	inst.certs[id] = c
+	return c, nil
+}
+
+// findCertLocked finds a certificate through the instance its CRN names.
+func (s *Simulator) findCertLocked(certCRN string) (*instance, *certificate, bool) {
+	c, err := crn.ParseCertificate(certCRN)
+	if err != nil {
+		return nil, nil, false
+	}
+	inst, ok := s.instances[c.InstanceCRN().String()]
+	if !ok {
+		return nil, nil, false
+	}
+	cert, ok := inst.certs[certCRN]
+	return inst, cert, ok
+}
+
+// certLocked finds a certificate as the regional deployment of region sees it.
+func (s *Simulator) certLocked(region, certCRN string) (*instance, *certificate, *apiError) {
+	inst, c, ok := s.findCertLocked(certCRN)
+	if !ok || inst.region != region {
+		return nil, nil, notFound("certificate")
+	}
+	return inst, c, nil
+}
+
+// certAnyRegionLocked is certLocked for the Go API, which has no region prefix.
+func (s *Simulator) certAnyRegionLocked(certCRN string) (*instance, *certificate, error) {
+	inst, c, ok := s.findCertLocked(certCRN)
+	if !ok {
+		return nil, nil, fmt.Errorf("certificate %s: %w", certCRN, ErrNotFound)
+	}
+	return inst, c, nil
+}
+
+// reimportLocked replaces the current version of c, keeping the old one.
+func (s *Simulator) reimportLocked(c *certificate, d Data) *apiError {
+	if !c.imported {
+		return errorf(http.StatusBadRequest, codeNotImported, "an ordered certificate cannot be reimported; renew it instead")
+	}
+	v, aerr := checkMaterial(d, s.now(), true)
+	if aerr != nil {
+		return aerr
+	}
+	if !sameDomains(v.meta.Domains, c.current().meta.Domains) {
+		return errorf(http.StatusBadRequest, codeDomainsChanged, "a reimported certificate must have the same domains as the certificate it replaces")
+	}
+	c.versions = append(c.versions, v)
+	c.lastModified = s.now()
+	return nil
+}
+
+func sameDomains(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	sort.Strings(a)
+	sort.Strings(b)
+	return slices.Equal(a, b)
+}
+
+// orderOptions describe an order the simulator fulfils at once.
+type orderOptions struct {
+	name, description string
+	domains           []string
+	key               testpki.KeyType
+	autoRenew         bool
+}
+
+// issue mints a certificate for domains. It runs without the lock: minting an RSA key
+// takes long enough to stall other requests.
+func (s *Simulator) issue(domains []string, key testpki.KeyType) (version, error) {
+	iss, err := s.ca.Issue(testpki.Options{Domains: domains, Key: key})
+	if err != nil {
+		return version{}, fmt.Errorf("issue certificate: %w", err)
+	}
+	v, aerr := checkMaterial(Data{Content: iss.CertPEM, PrivKey: iss.KeyPEM, Intermediate: iss.Intermediate}, s.now(), true)
+	if aerr != nil {
+		return version{}, fmt.Errorf("issue certificate: %w", aerr)
+	}
+	return v, nil
+}
+
+func (s *Simulator) orderLocked(inst *instance, o orderOptions, v version) (*certificate, *apiError) {
+	c, aerr := s.addLocked(inst, o.name, o.description, v, false)
+	if aerr != nil {
+		return nil, aerr
+	}
+	c.issuance = &IssuanceInfo{Status: "valid", OrderedOn: s.now().UnixMilli()}
+	c.policy = &OrderPolicy{AutoRenewEnabled: o.autoRenew}
+	return c, nil
+}
+
+func (s *Simulator) renewLocked(c *certificate, v version) *apiError {
+	if c.imported {
+		return errorf(http.StatusBadRequest, codeNotOrdered, "an imported certificate cannot be renewed; reimport it instead")
+	}
+	c.versions = append(c.versions, v)
+	c.lastModified = s.now()
+	c.issuance.OrderedOn = s.now().UnixMilli()
+	return nil
+}
+
+// ---- Go API: the test's own hand. Not logged, not rate limited. ----
+
+// Seed stores issued in the instance as a first import would (no notification: the
+// service sends none for an import). It panics on an unknown instance, an invalid name,
+// description or material, or a full instance: those are bugs in the test. Expired
+// certificates are accepted, so tests can set up expired ones.
+func (s *Simulator) Seed(instanceCRN, name, description string, issued *testpki.Issued) (certCRN string) {
+	if aerr := checkName(&name); aerr != nil {
+		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
+	}
+	if aerr := checkDescription(description); aerr != nil {
+		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
+	}
+	v, aerr := checkMaterial(Data{Content: issued.CertPEM, PrivKey: issued.KeyPEM, Intermediate: issued.Intermediate}, s.now(), false)
+	if aerr != nil {
+		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, ok := s.instances[instanceCRN]
+	if !ok {
+		panic(fmt.Sprintf("simulator: Seed: unknown instance %s", instanceCRN))
+	}
+	c, aerr := s.addLocked(inst, name, description, v, true)
+	if aerr != nil {
+		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
+	}
+	return c.id
+}
+
+// Order issues a certificate for domains in the instance at once, like a completed
+// Let's Encrypt order, and sends cert_issued.
+func (s *Simulator) Order(instanceCRN, name string, domains ...string) (certCRN string, err error) {
+	if len(domains) == 0 {
+		return "", fmt.Errorf("order %q: %w: at least one domain is required", name, ErrRejected)
+	}
+	v, err := s.issue(domains, testpki.ECDSAP256)
+	if err != nil {
+		return "", fmt.Errorf("order %q: %w", name, err)
+	}
+	s.mu.Lock()
+	inst, ok := s.instances[instanceCRN]
+	if !ok {
+		s.mu.Unlock()
+		return "", fmt.Errorf("order %q in %s: %w", name, instanceCRN, ErrNotFound)
+	}
+	c, aerr := s.orderLocked(inst, orderOptions{name: name, domains: domains}, v)
+	if aerr != nil {
+		s.mu.Unlock()
+		return "", fmt.Errorf("order %q: %w", name, aerr)
+	}
+	pending := s.prepareEventLocked(inst, EventCertIssued, []*certificate{c}, "")
+	s.mu.Unlock()
+	s.deliver(pending)
+	return c.id, nil
+}
+
+// Renew issues a new certificate for an ordered one (keeping the previous version) and
+// sends cert_renewed with auto_renewed false.
+func (s *Simulator) Renew(certCRN string) error {
+	s.mu.Lock()
+	_, c, err := s.certAnyRegionLocked(certCRN)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("renew: %w", err)
+	}
+	domains := slices.Clone(c.current().meta.Domains)
+	s.mu.Unlock()
+	v, err := s.issue(domains, testpki.ECDSAP256)
+	if err != nil {
+		return fmt.Errorf("renew %s: %w", certCRN, err)
+	}
+	s.mu.Lock()
+	inst, c, err := s.certAnyRegionLocked(certCRN)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("renew: %w", err)
+	}
+	if aerr := s.renewLocked(c, v); aerr != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("renew %s: %w", certCRN, aerr)
+	}
+	pending := s.prepareEventLocked(inst, EventCertRenewed, []*certificate{c}, "")
+	s.mu.Unlock()
+	s.deliver(pending)
+	return nil
+}
+
+// Reimport replaces the certificate's material with the same checks as the API (except
+// the rate limit), keeping the previous version, and sends cert_reimported.
+func (s *Simulator) Reimport(certCRN, content, key, intermediate string) error {
+	s.mu.Lock()
+	inst, c, err := s.certAnyRegionLocked(certCRN)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("reimport: %w", err)
+	}
+	if aerr := s.reimportLocked(c, Data{Content: content, PrivKey: key, Intermediate: intermediate}); aerr != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("reimport %s: %w", certCRN, aerr)
+	}
+	pending := s.prepareEventLocked(inst, EventCertReimported, []*certificate{c}, "")
+	s.mu.Unlock()
+	s.deliver(pending)
+	return nil
+}
+
+// Snapshot returns the instance's certificates sorted by CRN (nil for an unknown
+// instance).
+func (s *Simulator) Snapshot(instanceCRN string) []StoredCertificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, ok := s.instances[instanceCRN]
+	if !ok {
+		return nil
+	}
+	now := s.now()
+	out := make([]StoredCertificate, 0, len(inst.certs))
+	for _, c := range inst.certs {
+		out = append(out, c.stored(now))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Get returns one certificate.
+func (s *Simulator) Get(certCRN string) (StoredCertificate, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, c, err := s.certAnyRegionLocked(certCRN)
+	if err != nil {
+		return StoredCertificate{}, false
+	}
+	return c.stored(s.now()), true
+}
+
+// Delete removes a certificate (no notification: the service has no delete event).
+func (s *Simulator) Delete(certCRN string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, _, err := s.certAnyRegionLocked(certCRN)
+	if err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	delete(inst.certs, certCRN)
+	return nil
+}
+
+// SetName changes a certificate's name and description directly, for tests that set up
+// a renamed source.
+func (s *Simulator) SetName(certCRN, name, description string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, c, err := s.certAnyRegionLocked(certCRN)
+	if err != nil {
+		return fmt.Errorf("set name: %w", err)
+	}
+	if aerr := checkName(&name); aerr != nil {
+		return fmt.Errorf("set name: %w", aerr)
+	}
+	if aerr := checkDescription(description); aerr != nil {
+		return fmt.Errorf("set name: %w", aerr)
+	}
+	c.name, c.description, c.lastModified = name, description, s.now()
+	return nil
+}
