@@ -214,10 +214,12 @@ func (s *Simulator) handleList(r *http.Request, rt *route) response {
 
 // ---- single certificate ----
 
-// CertificateWithData is the body of the download call: metadata plus data.
+// CertificateWithData is the body of the download call: metadata, data and the id of
+// the data key (package doc, choice 21).
 type CertificateWithData struct {
 	Metadata
-	Data Data `json:"data"`
+	Data      Data   `json:"data"`
+	DataKeyID string `json:"data_key_id"`
 }
 
 func (s *Simulator) handleDownload(_ *http.Request, rt *route) response {
@@ -231,7 +233,8 @@ func (s *Simulator) handleDownload(_ *http.Request, rt *route) response {
 	if m.Status == "expired" {
 		return errorf(http.StatusBadRequest, codeExpired, "an expired certificate cannot be downloaded").response()
 	}
-	return jsonResponse(http.StatusOK, CertificateWithData{Metadata: m, Data: c.current().data})
+	v := c.current()
+	return jsonResponse(http.StatusOK, CertificateWithData{Metadata: m, Data: v.data, DataKeyID: v.dataKeyID})
 }
 
 func (s *Simulator) handleMetadata(_ *http.Request, rt *route) response {
@@ -360,6 +363,17 @@ type orderRequest struct {
 
 var domainRE = regexp.MustCompile(`^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$`)
 
+// The key_algorithm values an order may ask for, "" being the documented default, and
+// the key each one gets (docs/services/certificate-manager.md §2.4).
+var orderKeyAlgorithms = map[string]testpki.KeyType{
+	"":                       testpki.RSA2048,
+	"rsaEncryption 2048 bit": testpki.RSA2048,
+	"rsaEncryption 4096 bit": testpki.RSA4096,
+}
+
+// orderAlgorithm is the only signature algorithm an order may ask for, and the default.
+const orderAlgorithm = "sha256WithRSAEncryption"
+
 func (o *orderRequest) check() (orderOptions, *apiError) {
 	if aerr := checkName(o.Name); aerr != nil {
 		return orderOptions{}, aerr
@@ -378,16 +392,17 @@ func (o *orderRequest) check() (orderOptions, *apiError) {
 	if o.DomainValidationMethod != "" && o.DomainValidationMethod != "dns-01" {
 		return orderOptions{}, errorf(http.StatusBadRequest, codeBadRequest, "domain_validation_method must be dns-01")
 	}
-	opts := orderOptions{name: *o.Name, description: deref(o.Description), domains: o.Domains, autoRenew: o.AutoRenewEnabled}
-	switch o.KeyAlgorithm {
-	case "":
-		opts.key = testpki.ECDSAP256
-	case "rsaEncryption 2048 bit":
-		opts.key = testpki.RSA2048
-	default:
-		return orderOptions{}, errorf(http.StatusBadRequest, codeBadRequest, "key_algorithm is not supported by the simulator")
+	key, ok := orderKeyAlgorithms[o.KeyAlgorithm]
+	if !ok {
+		return orderOptions{}, errorf(http.StatusBadRequest, codeBadRequest, "key_algorithm must be \"rsaEncryption 2048 bit\" or \"rsaEncryption 4096 bit\"")
 	}
-	return opts, nil
+	if o.Algorithm != "" && o.Algorithm != orderAlgorithm {
+		return orderOptions{}, errorf(http.StatusBadRequest, codeBadRequest, "algorithm must be %q", orderAlgorithm)
+	}
+	return orderOptions{
+		name: *o.Name, description: deref(o.Description), domains: o.Domains, autoRenew: o.AutoRenewEnabled,
+		key: keySpec{key: key, rsaIssuer: true},
+	}, nil
 }
 
 func (s *Simulator) handleOrder(r *http.Request, rt *route) response {
@@ -444,15 +459,11 @@ func (s *Simulator) handleRenew(r *http.Request, rt *route) response {
 		s.mu.Unlock()
 		return aerr.response()
 	}
-	v0 := c.current()
-	key := testpki.ECDSAP256
-	if strings.HasPrefix(v0.meta.KeyAlgorithm, "rsaEncryption") {
-		key = testpki.RSA2048
-	}
-	domains := append([]string(nil), v0.meta.Domains...)
+	domains, key := slices.Clone(c.current().meta.Domains), c.key
 	s.mu.Unlock()
 
-	// rotate_keys=false cannot keep the key: testpki always mints a new one.
+	// The renewal has the order's kind of key and issuer. rotate_keys=false cannot keep
+	// the key: testpki always mints a new one.
 	v, err := s.issue(domains, key)
 	if err != nil {
 		return response{status: http.StatusInternalServerError, header: http.Header{}}
@@ -467,6 +478,49 @@ func (s *Simulator) handleRenew(r *http.Request, rt *route) response {
 		return aerr.response()
 	}
 	return s.answerAndNotifyLocked(inst, c, EventCertRenewed)
+}
+
+// orderPolicyRequest is the body of PUT /api/v1/certificate/{cert}/order/policy. The
+// value is kept raw so that an absent one (false) and null (refused) differ (package
+// doc, choice 20).
+type orderPolicyRequest struct {
+	AutoRenewEnabled json.RawMessage `json:"auto_renew_enabled"`
+}
+
+func (o orderPolicyRequest) enabled() (bool, *apiError) {
+	if len(o.AutoRenewEnabled) == 0 {
+		return false, nil
+	}
+	var on bool
+	if string(o.AutoRenewEnabled) == "null" || json.Unmarshal(o.AutoRenewEnabled, &on) != nil {
+		return false, errorf(http.StatusBadRequest, codeBadRequest, "auto_renew_enabled must be true or false")
+	}
+	return on, nil
+}
+
+func (s *Simulator) handleOrderPolicy(r *http.Request, rt *route) response {
+	var req orderPolicyRequest
+	bodyErr := decodeJSON(r, &req)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, c, aerr := s.certLocked(rt.region, rt.cert)
+	if aerr == nil {
+		aerr = c.policyUpdates.limit(s.now(), perCertPerMinute, "at most 5 order policy updates per minute for the same certificate")
+	}
+	if aerr == nil {
+		aerr = bodyErr
+	}
+	var on bool
+	if aerr == nil {
+		on, aerr = req.enabled()
+	}
+	if aerr == nil {
+		aerr = c.setAutoRenew(on)
+	}
+	if aerr != nil {
+		return aerr.response()
+	}
+	return jsonResponse(http.StatusOK, *c.policy)
 }
 
 func (w *window) limit(now time.Time, n int, what string) *apiError {

@@ -211,6 +211,8 @@ func TestRateLimits(t *testing.T) {
 	iss := issue(t, "r.example.com")
 	id := f.sim.Seed(inst, "r", "", iss)
 	body := map[string]string{"content": iss.CertPEM, "priv_key": iss.KeyPEM}
+	ordered, err := f.sim.Order(inst, "o", "o.example.com")
+	require.NoError(t, err)
 
 	type op struct {
 		name   string
@@ -221,6 +223,7 @@ func TestRateLimits(t *testing.T) {
 	ops := []op{
 		{"reimport", http.MethodPut, f.api("us-south", "/api/v1/certificate/{}", id), body},
 		{"update", http.MethodPost, f.api("us-south", "/api/v3/certificate/{}", id), map[string]string{"name": "r2"}},
+		{"order policy", http.MethodPut, f.api("us-south", "/api/v1/certificate/{}/order/policy", ordered), map[string]bool{"auto_renew_enabled": true}},
 	}
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {
@@ -492,12 +495,12 @@ func TestOrderAndRenewOverHTTP(t *testing.T) {
 	assert.Equal(t, codeNotOrdered, res.errorCode(t))
 
 	for name, body := range map[string]any{
-		"no domains":     map[string]any{"name": "x"},
-		"bad domain":     map[string]any{"name": "x", "domains": []string{"not a domain"}},
-		"http-01":        map[string]any{"name": "x", "domains": []string{"x.example.com"}, "domain_validation_method": "http-01"},
-		"unknown field":  map[string]any{"name": "x", "domains": []string{"x.example.com"}, "ttl": 3},
-		"no name":        map[string]any{"domains": []string{"x.example.com"}},
-		"rsa 4096 (sim)": map[string]any{"name": "x", "domains": []string{"x.example.com"}, "key_algorithm": "rsaEncryption 4096 bit"},
+		"no domains":    map[string]any{"name": "x"},
+		"bad domain":    map[string]any{"name": "x", "domains": []string{"not a domain"}},
+		"http-01":       map[string]any{"name": "x", "domains": []string{"x.example.com"}, "domain_validation_method": "http-01"},
+		"unknown field": map[string]any{"name": "x", "domains": []string{"x.example.com"}, "ttl": 3},
+		"no name":       map[string]any{"domains": []string{"x.example.com"}},
+		"ecdsa key":     map[string]any{"name": "x", "domains": []string{"x.example.com"}, "key_algorithm": "id-ecPublicKey 256 bit"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f.clock.Advance(time.Minute) // orders are limited to 5 a minute

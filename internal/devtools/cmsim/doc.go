@@ -45,11 +45,12 @@
 //  7. Reimport keeps every earlier version (has_previous becomes true), keeps the CRN,
 //     requires the same set of domains as the current version (400 otherwise) and is
 //     refused for ordered certificates (400).
-//  8. Rate limits (reimport and update 5/min per certificate; order, renew and channel
-//     create 5/min per instance; channel test 1/s per instance) count every attempt that
-//     reaches an existing resource, including attempts that then fail validation. The
-//     answer is 429 with Retry-After in whole seconds (at least 1) and an error body. The
-//     Go API (Reimport, Order, Renew...) is the test's own hand and is not rate limited.
+//  8. Rate limits (reimport, update and order policy update 5/min per certificate;
+//     order, renew and channel create 5/min per instance; channel test 1/s per
+//     instance) count every attempt that reaches an existing resource, including
+//     attempts that then fail validation. The answer is 429 with Retry-After in whole
+//     seconds (at least 1) and an error body. The Go API (Reimport, Order, Renew...) is
+//     the test's own hand and is not rate limited.
 //  9. Update (POST /api/v3/certificate/{cert}) answers 200 with an empty body (bluemix-go
 //     expects none); an omitted description clears it. Delete answers 200, empty body.
 //  10. The more than 1000 certificates limit answers 400 code certificate_limit_exceeded.
@@ -74,9 +75,16 @@
 //     (cert_reimported v2, cert_issued/cert_renewed v4, ...). v2 and v1 payloads carry
 //     expiry_date only for the about-to-expire events, like v3 and v4.
 //  15. Order and renew issue at once from the simulator's own CA (the real service is
-//     asynchronous), with an ECDSA P-256 key unless key_algorithm asks for
-//     "rsaEncryption 2048 bit"; renew always makes a new key. Renewing an imported
-//     certificate is 400.
+//     asynchronous). key_algorithm is "rsaEncryption 2048 bit" (also when absent, the
+//     documented default) or "rsaEncryption 4096 bit"; algorithm is
+//     "sha256WithRSAEncryption" (also when absent), the only value offered; any other
+//     value of either is 400. The certificate gets an RSA key of that size and is signed
+//     sha256WithRSAEncryption by the CA's RSA intermediate, as Let's Encrypt's were.
+//     issuer and dns_provider_instance_crn are not checked. Renew issues the same kind
+//     of key from the same intermediate and always makes a new key, rotate_keys false
+//     included. Renewing an imported certificate is 400. The Go API's Order is the
+//     test's shortcut: an ECDSA P-256 key from the default intermediate, which the
+//     service never issued, because tests order many certificates and RSA keys are slow.
 //  16. status is "valid" or "expired" from the dates.
 //  17. IAM wants Content-Type application/x-www-form-urlencoded; errors other than the
 //     documented unknown-key one use the IAM body shape with a guessed errorCode.
@@ -87,13 +95,25 @@
 //     response is replaced or dropped. Faults act before authentication, like a gateway.
 //  19. In notifications, domains is the certificate's domains joined with "," (no
 //     space); the reference shows only single-domain examples.
+//  20. The order policy (PUT /api/v1/certificate/{cert}/order/policy) needs Manager, as
+//     order and renew do (the role table does not list it). The body is
+//     {"auto_renew_enabled": bool}: an absent value means false, because IBM's Go SDK
+//     (bluemix-go) omits false from its model (omitempty) and so sends {} to disable;
+//     null, another type, or any other field (the SDK model's "name" too) is 400. An
+//     imported certificate has no order policy (400 not_ordered). The answer is 200 with
+//     the policy, {"auto_renew_enabled": bool}; no event is sent and last_modified does
+//     not change.
+//  21. The download answer carries data_key_id, an opaque id (a UUID here) that is new
+//     with every version; the metadata, list, import and reimport answers have none, as
+//     in bluemix-go's models.
 //
 // # The Go API
 //
 // Tests and the demo set up and inspect state without HTTP: AddAPIKey/Grant,
 // AddInstance, Seed (a first import, no event), Order/Renew/Reimport (with their events),
-// SendEvent (the service's scheduled events), AddChannel (any payload version), Sign and
-// RotateKey, Snapshot/Get/Delete, Inject/SetLatency/SetSeed, and the records Requests,
-// Count, Writes, Deliveries and SentTokens. These calls are not logged and not rate
+// SetAutoRenew (the order policy), SendEvent (the service's scheduled events), AddChannel
+// (any payload version), Sign and RotateKey, Snapshot/Get/Delete,
+// Inject/SetLatency/SetSeed, and the records Requests, Count, Writes, Deliveries and
+// SentTokens. These calls are not logged and not rate
 // limited; they run the same validation as the API where one exists.
 package cmsim

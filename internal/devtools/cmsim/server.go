@@ -17,8 +17,8 @@ import (
 	"github.com/certbackup/certbackup/internal/crn"
 )
 
-// Error codes of 4xx bodies. The reference documents the {message, code} shape but no
-// code values, so these are the simulator's own.
+// Error codes of 4xx bodies. docs/services/certificate-manager.md §13 documents the
+// {message, code} shape but no code values, so these are the simulator's own.
 const (
 	codeBadRequest         = "bad_request"
 	codeInvalidCRN         = "invalid_crn"
@@ -132,8 +132,9 @@ type routeSpec struct {
 	handle  func(s *Simulator, r *http.Request, rt *route) response
 }
 
-// The operations of reference §4, with the role each needs (§3). Versions are mixed on
-// purpose: they are what the real service serves.
+// The operations of docs/services/certificate-manager.md §2.2, with the role each needs
+// (§4.3; the order policy's role is undocumented, see the package doc, choice 20).
+// Versions are mixed on purpose: they are what the real service serves.
 var routes = []routeSpec{
 	{http.MethodGet, []string{"api", "v3", "{instance}", "certificates"}, OpList, Reader, (*Simulator).handleList},
 	{http.MethodPost, []string{"api", "v3", "{instance}", "certificates", "import"}, OpImport, Manager, (*Simulator).handleImport},
@@ -144,6 +145,7 @@ var routes = []routeSpec{
 	{http.MethodPost, []string{"api", "v3", "certificate", "{cert}"}, OpUpdate, Writer, (*Simulator).handleUpdate},
 	{http.MethodPost, []string{"api", "v1", "{instance}", "certificates", "order"}, OpOrder, Manager, (*Simulator).handleOrder},
 	{http.MethodPost, []string{"api", "v1", "certificate", "{cert}", "renew"}, OpRenew, Manager, (*Simulator).handleRenew},
+	{http.MethodPut, []string{"api", "v1", "certificate", "{cert}", "order", "policy"}, OpOrderPolicy, Manager, (*Simulator).handleOrderPolicy},
 	{http.MethodGet, []string{"api", "v1", "instances", "{instance}", "notifications", "publicKey"}, OpPublicKey, 0, (*Simulator).handlePublicKey},
 	{http.MethodGet, []string{"api", "v1", "instances", "{instance}", "notifications", "channels"}, OpChannelsList, Reader, (*Simulator).handleChannelsList},
 	{http.MethodPut, []string{"api", "v1", "instances", "{instance}", "notifications", "channels"}, OpChannelsCreate, Manager, (*Simulator).handleChannelsCreate},
@@ -163,6 +165,7 @@ const (
 	OpDelete         = "delete"
 	OpOrder          = "order"
 	OpRenew          = "renew"
+	OpOrderPolicy    = "order.policy"
 	OpPublicKey      = "publickey"
 	OpChannelsList   = "channels.list"
 	OpChannelsCreate = "channels.create"

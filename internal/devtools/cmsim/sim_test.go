@@ -142,6 +142,8 @@ func TestRoles(t *testing.T) {
 	inst := f.inst["us-south"]
 	other := f.sim.AddInstance("us-south")
 	cert := f.sim.Seed(inst, "a", "", issue(t, "a.example.com"))
+	ordered, err := f.sim.Order(inst, "o", "o.example.com")
+	require.NoError(t, err)
 	for key, role := range map[string]Role{"reader": Reader, "writer": Writer, "manager": Manager} {
 		f.sim.Grant(key, inst, role)
 	}
@@ -177,6 +179,10 @@ func TestRoles(t *testing.T) {
 			map[string]any{"type": "url", "endpoint": "https://example.com/x", "is_active": true}, 403},
 		{"writer cannot order", "writer", "POST", f.api("us-south", "/api/v1/{}/certificates/order", inst),
 			map[string]any{"name": "o", "domains": []string{"o.example.com"}}, 403},
+		{"writer cannot set the order policy", "writer", "PUT", f.api("us-south", "/api/v1/certificate/{}/order/policy", ordered),
+			map[string]bool{"auto_renew_enabled": true}, 403},
+		{"manager sets the order policy", "manager", "PUT", f.api("us-south", "/api/v1/certificate/{}/order/policy", ordered),
+			map[string]bool{"auto_renew_enabled": true}, 200},
 		{"manager imports", "manager", "POST", f.api("us-south", "/api/v3/{}/certificates/import", inst), imp, 200},
 		{"public key needs no token", "", "GET", f.api("us-south", "/api/v1/instances/{}/notifications/publicKey?keyFormat=pem", inst), nil, 200},
 		{"unknown instance is 404, not 403", "nobody", "GET",

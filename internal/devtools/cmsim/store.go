@@ -15,12 +15,12 @@ import (
 	"github.com/certbackup/certbackup/internal/pemutil"
 )
 
-// Limits of reference §14.
+// Limits of docs/services/certificate-manager.md §13.
 const (
 	maxCertificates   = 1000
 	maxNameLen        = 256
 	maxDescriptionLen = 1024
-	perCertPerMinute  = 5 // reimport, update
+	perCertPerMinute  = 5 // reimport, update, order policy update
 	perInstPerMinute  = 5 // order, renew, channel create
 )
 
@@ -81,8 +81,9 @@ func (d Data) GoString() string { return d.String() }
 // StoredCertificate is what the simulator holds for one certificate.
 type StoredCertificate struct {
 	Metadata
-	Data     Data
-	Versions int // current version included
+	Data      Data
+	DataKeyID string // data_key_id of the current version, as the download answers it
+	Versions  int    // current version included
 }
 
 // String never prints the key.
@@ -92,22 +93,25 @@ func (c StoredCertificate) String() string {
 
 // certificate is one certificate with all its versions, the current one last.
 type certificate struct {
-	id           string
-	name         string
-	description  string
-	imported     bool
-	versions     []version
-	lastModified time.Time
-	issuance     *IssuanceInfo
-	policy       *OrderPolicy
-	reimports    window
-	updates      window
+	id            string
+	name          string
+	description   string
+	imported      bool
+	versions      []version
+	lastModified  time.Time
+	issuance      *IssuanceInfo
+	policy        *OrderPolicy
+	key           keySpec // for ordered certificates: what a renewal issues
+	reimports     window
+	updates       window
+	policyUpdates window
 }
 
 type version struct {
-	data Data
-	leaf *x509.Certificate
-	meta pemutil.Metadata
+	data      Data
+	dataKeyID string // opaque, new with every version (package doc, choice 21)
+	leaf      *x509.Certificate
+	meta      pemutil.Metadata
 }
 
 func (c *certificate) current() *version { return &c.versions[len(c.versions)-1] }
@@ -144,7 +148,8 @@ func (c *certificate) metadata(now time.Time) Metadata {
 }
 
 func (c *certificate) stored(now time.Time) StoredCertificate {
-	return StoredCertificate{Metadata: c.metadata(now), Data: c.current().data, Versions: len(c.versions)}
+	v := c.current()
+	return StoredCertificate{Metadata: c.metadata(now), Data: v.data, DataKeyID: v.dataKeyID, Versions: len(c.versions)}
 }
 
 // checkMaterial validates PEM material the way import and reimport do. The messages
@@ -179,7 +184,7 @@ func checkMaterial(d Data, now time.Time, refuseExpired bool) (version, *apiErro
 	if strings.TrimSpace(d.Intermediate) == "" {
 		d.Intermediate = ""
 	}
-	return version{data: d, leaf: leaf, meta: pemutil.MetadataOf(leaf)}, nil
+	return version{data: d, dataKeyID: randomUUID(), leaf: leaf, meta: pemutil.MetadataOf(leaf)}, nil
 }
 
 // jsLen is the length JavaScript reports for s (UTF-16 code units).
@@ -272,18 +277,28 @@ func sameDomains(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
+// keySpec is the key and issuer of an ordered certificate.
+type keySpec struct {
+	key       testpki.KeyType
+	rsaIssuer bool // signed sha256WithRSAEncryption by the CA's RSA intermediate
+}
+
+// testKeySpec is what the Go API orders: a fast ECDSA key from the default
+// intermediate (package doc, choice 15).
+var testKeySpec = keySpec{key: testpki.ECDSAP256}
+
 // orderOptions describe an order the simulator fulfils at once.
 type orderOptions struct {
 	name, description string
 	domains           []string
-	key               testpki.KeyType
+	key               keySpec
 	autoRenew         bool
 }
 
 // issue mints a certificate for domains. It runs without the lock: minting an RSA key
 // takes long enough to stall other requests.
-func (s *Simulator) issue(domains []string, key testpki.KeyType) (version, error) {
-	iss, err := s.ca.Issue(testpki.Options{Domains: domains, Key: key})
+func (s *Simulator) issue(domains []string, k keySpec) (version, error) {
+	iss, err := s.ca.Issue(testpki.Options{Domains: domains, Key: k.key, RSAIssuer: k.rsaIssuer})
 	if err != nil {
 		return version{}, fmt.Errorf("issue certificate: %w", err)
 	}
@@ -301,7 +316,17 @@ func (s *Simulator) orderLocked(inst *instance, o orderOptions, v version) (*cer
 	}
 	c.issuance = &IssuanceInfo{Status: "valid", OrderedOn: s.now().UnixMilli()}
 	c.policy = &OrderPolicy{AutoRenewEnabled: o.autoRenew}
+	c.key = o.key
 	return c, nil
+}
+
+// setAutoRenew changes the order policy; only ordered certificates have one.
+func (c *certificate) setAutoRenew(enabled bool) *apiError {
+	if c.imported || c.policy == nil {
+		return errorf(http.StatusBadRequest, codeNotOrdered, "an imported certificate has no order policy")
+	}
+	c.policy.AutoRenewEnabled = enabled
+	return nil
 }
 
 func (s *Simulator) renewLocked(c *certificate, v version) *apiError {
@@ -350,7 +375,7 @@ func (s *Simulator) Order(instanceCRN, name string, domains ...string) (certCRN 
 	if len(domains) == 0 {
 		return "", fmt.Errorf("order %q: %w: at least one domain is required", name, ErrRejected)
 	}
-	v, err := s.issue(domains, testpki.ECDSAP256)
+	v, err := s.issue(domains, testKeySpec)
 	if err != nil {
 		return "", fmt.Errorf("order %q: %w", name, err)
 	}
@@ -360,7 +385,7 @@ func (s *Simulator) Order(instanceCRN, name string, domains ...string) (certCRN 
 		s.mu.Unlock()
 		return "", fmt.Errorf("order %q in %s: %w", name, instanceCRN, ErrNotFound)
 	}
-	c, aerr := s.orderLocked(inst, orderOptions{name: name, domains: domains}, v)
+	c, aerr := s.orderLocked(inst, orderOptions{name: name, domains: domains, key: testKeySpec}, v)
 	if aerr != nil {
 		s.mu.Unlock()
 		return "", fmt.Errorf("order %q: %w", name, aerr)
@@ -371,8 +396,9 @@ func (s *Simulator) Order(instanceCRN, name string, domains ...string) (certCRN 
 	return c.id, nil
 }
 
-// Renew issues a new certificate for an ordered one (keeping the previous version) and
-// sends cert_renewed with auto_renewed false.
+// Renew issues a new certificate for an ordered one (keeping the previous version), with
+// the same kind of key and issuer as the order, and sends cert_renewed with auto_renewed
+// false.
 func (s *Simulator) Renew(certCRN string) error {
 	s.mu.Lock()
 	_, c, err := s.certAnyRegionLocked(certCRN)
@@ -380,9 +406,9 @@ func (s *Simulator) Renew(certCRN string) error {
 		s.mu.Unlock()
 		return fmt.Errorf("renew: %w", err)
 	}
-	domains := slices.Clone(c.current().meta.Domains)
+	domains, key := slices.Clone(c.current().meta.Domains), c.key
 	s.mu.Unlock()
-	v, err := s.issue(domains, testpki.ECDSAP256)
+	v, err := s.issue(domains, key)
 	if err != nil {
 		return fmt.Errorf("renew %s: %w", certCRN, err)
 	}
@@ -418,6 +444,21 @@ func (s *Simulator) Reimport(certCRN, content, key, intermediate string) error {
 	pending := s.prepareEventLocked(inst, EventCertReimported, []*certificate{c}, "")
 	s.mu.Unlock()
 	s.deliver(pending)
+	return nil
+}
+
+// SetAutoRenew sets the order policy of an ordered certificate, with the same checks as
+// the order policy API except its rate limit. The service sends no event for it.
+func (s *Simulator) SetAutoRenew(certCRN string, enabled bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, c, err := s.certAnyRegionLocked(certCRN)
+	if err != nil {
+		return fmt.Errorf("set auto-renew: %w", err)
+	}
+	if aerr := c.setAutoRenew(enabled); aerr != nil {
+		return fmt.Errorf("set auto-renew of %s: %w", certCRN, aerr)
+	}
 	return nil
 }
 

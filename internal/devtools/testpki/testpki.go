@@ -21,13 +21,27 @@ import (
 // CA issues leaf certificates through an intermediate, like a public CA does.
 type CA struct {
 	Root            *x509.Certificate
-	Intermediate    *x509.Certificate
+	Intermediate    *x509.Certificate // ECDSA P-256: leaves are signed ecdsa-with-SHA256
 	RootPEM         string
 	IntermediatePEM string
 
 	mu       sync.Mutex
+	rootKey  crypto.Signer
 	interKey crypto.Signer
 	serial   int64
+
+	// The RSA intermediate is made on first use (Options.RSAIssuer): an RSA key takes
+	// long enough to generate that CAs which never need it should not pay for it.
+	rsaOnce sync.Once
+	rsa     *issuer
+	rsaErr  error
+}
+
+// issuer is an intermediate with its key.
+type issuer struct {
+	cert *x509.Certificate
+	pem  string
+	key  crypto.Signer
 }
 
 // KeyType chooses the leaf key. ECDSA P-256 is the default because it is fast to
@@ -37,6 +51,7 @@ type KeyType int
 const (
 	ECDSAP256 KeyType = iota
 	RSA2048
+	RSA4096 // slow to generate (around a second): for the few tests that need it
 )
 
 // Issued is a leaf with its key and chain, as PEM text.
@@ -96,9 +111,54 @@ func NewCA(name string) (*CA, error) {
 		Root: root, Intermediate: inter,
 		RootPEM:         encode("CERTIFICATE", rootDER),
 		IntermediatePEM: encode("CERTIFICATE", interDER),
+		rootKey:         rootKey,
 		interKey:        interKey,
 		serial:          time.Now().UnixNano(),
 	}, nil
+}
+
+// RSAIntermediate returns the CA's second intermediate, whose key is RSA 2048 so that
+// the leaves it signs are sha256WithRSAEncryption, as those of Let's Encrypt's RSA
+// intermediates are. It is made on first use and then kept.
+func (ca *CA) RSAIntermediate() (cert *x509.Certificate, certPEM string, err error) {
+	is, err := ca.rsaIssuer()
+	if err != nil {
+		return nil, "", err
+	}
+	return is.cert, is.pem, nil
+}
+
+func (ca *CA) rsaIssuer() (*issuer, error) {
+	ca.rsaOnce.Do(func() {
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			ca.rsaErr = fmt.Errorf("testpki: RSA intermediate key: %w", err)
+			return
+		}
+		now := ca.Intermediate.NotBefore
+		tmpl := &x509.Certificate{
+			SerialNumber:          big.NewInt(3),
+			Subject:               pkix.Name{CommonName: ca.Root.Subject.Organization[0] + " RSA Issuing CA", Organization: ca.Root.Subject.Organization},
+			NotBefore:             now,
+			NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+			BasicConstraintsValid: true,
+			IsCA:                  true,
+			MaxPathLenZero:        true,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Root, key.Public(), ca.rootKey)
+		if err != nil {
+			ca.rsaErr = fmt.Errorf("testpki: RSA intermediate: %w", err)
+			return
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			ca.rsaErr = fmt.Errorf("testpki: RSA intermediate: %w", err)
+			return
+		}
+		ca.rsa = &issuer{cert: cert, pem: encode("CERTIFICATE", der), key: key}
+	})
+	return ca.rsa, ca.rsaErr
 }
 
 // MustNewCA is NewCA for tests.
@@ -116,6 +176,9 @@ type Options struct {
 	NotBefore time.Time
 	NotAfter  time.Time
 	Key       KeyType
+	// RSAIssuer issues through RSAIntermediate instead of the default ECDSA
+	// intermediate, so that the leaf is signed sha256WithRSAEncryption.
+	RSAIssuer bool
 }
 
 // Issue mints a leaf certificate and a fresh key. Zero dates mean "from an hour ago for
@@ -135,11 +198,19 @@ func (ca *CA) Issue(o Options) (*Issued, error) {
 	switch o.Key {
 	case RSA2048:
 		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case RSA4096:
+		key, err = rsa.GenerateKey(rand.Reader, 4096)
 	default:
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}
 	if err != nil {
 		return nil, err
+	}
+	parent := &issuer{cert: ca.Intermediate, pem: ca.IntermediatePEM, key: ca.interKey}
+	if o.RSAIssuer {
+		if parent, err = ca.rsaIssuer(); err != nil {
+			return nil, err
+		}
 	}
 	ca.mu.Lock()
 	ca.serial++
@@ -154,7 +225,7 @@ func (ca *CA) Issue(o Options) (*Issued, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Intermediate, key.Public(), ca.interKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.cert, key.Public(), parent.key)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +238,7 @@ func (ca *CA) Issue(o Options) (*Issued, error) {
 		Cert:         cert,
 		CertPEM:      encode("CERTIFICATE", der),
 		KeyPEM:       encode("PRIVATE KEY", keyDER),
-		Intermediate: ca.IntermediatePEM,
+		Intermediate: parent.pem,
 	}, nil
 }
 
