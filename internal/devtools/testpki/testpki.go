@@ -32,9 +32,9 @@ type CA struct {
 
 	// The RSA intermediate is made on first use (Options.RSAIssuer): an RSA key takes
 	// long enough to generate that CAs which never need it should not pay for it.
-	rsaOnce sync.Once
-	rsa     *issuer
-	rsaErr  error
+	rsaOnce  sync.Once
+	rsaInter *issuer
+	rsaErr   error
 }
 
 // issuer is an intermediate with its key.
@@ -117,17 +117,9 @@ func NewCA(name string) (*CA, error) {
 	}, nil
 }
 
-// RSAIntermediate returns the CA's second intermediate, whose key is RSA 2048 so that
-// the leaves it signs are sha256WithRSAEncryption, as those of Let's Encrypt's RSA
+// rsaIssuer returns the CA's second intermediate, whose key is RSA 2048 so that the
+// leaves it signs are sha256WithRSAEncryption, as those of Let's Encrypt's RSA
 // intermediates are. It is made on first use and then kept.
-func (ca *CA) RSAIntermediate() (cert *x509.Certificate, certPEM string, err error) {
-	is, err := ca.rsaIssuer()
-	if err != nil {
-		return nil, "", err
-	}
-	return is.cert, is.pem, nil
-}
-
 func (ca *CA) rsaIssuer() (*issuer, error) {
 	ca.rsaOnce.Do(func() {
 		key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -156,9 +148,9 @@ func (ca *CA) rsaIssuer() (*issuer, error) {
 			ca.rsaErr = fmt.Errorf("testpki: RSA intermediate: %w", err)
 			return
 		}
-		ca.rsa = &issuer{cert: cert, pem: encode("CERTIFICATE", der), key: key}
+		ca.rsaInter = &issuer{cert: cert, pem: encode("CERTIFICATE", der), key: key}
 	})
-	return ca.rsa, ca.rsaErr
+	return ca.rsaInter, ca.rsaErr
 }
 
 // MustNewCA is NewCA for tests.
@@ -176,8 +168,8 @@ type Options struct {
 	NotBefore time.Time
 	NotAfter  time.Time
 	Key       KeyType
-	// RSAIssuer issues through RSAIntermediate instead of the default ECDSA
-	// intermediate, so that the leaf is signed sha256WithRSAEncryption.
+	// RSAIssuer issues through a second intermediate, whose key is RSA, instead of the
+	// default ECDSA one, so that the leaf is signed sha256WithRSAEncryption.
 	RSAIssuer bool
 }
 
