@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/IBM/go-sdk-core/v5 v5.25.3
+	github.com/IBM/secrets-manager-go-sdk/v2 v2.0.11
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/stretchr/testify v1.12.1
