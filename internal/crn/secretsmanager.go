@@ -2,7 +2,6 @@ package crn
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -26,11 +25,27 @@ type SecretsManagerCRN struct {
 	SecretID string // empty for an instance CRN
 }
 
-var secretIDRE = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
-
 // IsSecretID reports whether s has the syntax of a Secrets Manager secret id: a UUID in
 // its 8-4-4-4-12 hexadecimal form (either case). Such a string is safe in a URL path.
-func IsSecretID(s string) bool { return secretIDRE.MatchString(s) }
+func IsSecretID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // ParseSecretsManager parses an instance or secret CRN of Secrets Manager. Like Parse it
 // is strict: the CRN decides trust and builds URLs.

@@ -86,13 +86,13 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		case "time":
 			e.time, err = decodeTime(dec, key)
 		case "data":
-			e.hasData, err = decodeData(dec, &e.data)
+			e.hasData, err = decodeData(dec, b, &e.data)
 		default:
 			err = skipValue(dec)
 		}
 		return err
 	})
-	if errors.Is(err, errNotObject) {
+	if err == errNotObject { // the body itself; nested values name their own path
 		err = fmt.Errorf("body: %w", err)
 	}
 	if err == nil {
@@ -105,8 +105,13 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 }
 
 // decodeData reads data: an object, or a string whose whole content is one object
-// (package doc); null is absent.
-func decodeData(dec *json.Decoder, p *payload) (bool, error) {
+// (package doc); null is absent. body is the whole input of dec, to peek at the value's
+// first byte: an object (the usual case) is then walked in place instead of being
+// scanned twice.
+func decodeData(dec *json.Decoder, body []byte, p *payload) (bool, error) {
+	if peekValue(dec, body) == '{' {
+		return true, walkPayload(dec, p)
+	}
 	raw, err := rawValue(dec)
 	if err != nil {
 		return false, err
@@ -114,15 +119,13 @@ func decodeData(dec *json.Decoder, p *payload) (bool, error) {
 	switch raw[0] { // json.Decoder hands a RawMessage without leading space
 	case 'n':
 		return false, nil
-	case '{':
-		return true, decodePayload(raw, p)
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return false, errors.New("data: invalid JSON string")
 		}
 		if err := decodePayload([]byte(s), p); err != nil {
-			return false, fmt.Errorf("data (as a string): %w", err)
+			return false, fmt.Errorf("data is a string: %w", err)
 		}
 		return true, nil
 	default:
@@ -130,9 +133,35 @@ func decodeData(dec *json.Decoder, p *payload) (bool, error) {
 	}
 }
 
+// peekValue returns the first byte of the value that follows the object key dec has
+// just read, or 0 if there is none. It only looks; dec still reads the value.
+func peekValue(dec *json.Decoder, body []byte) byte {
+	for i := dec.InputOffset(); i < int64(len(body)); i++ {
+		switch c := body[i]; c {
+		case ' ', '\t', '\n', '\r', ':':
+		default:
+			return c
+		}
+	}
+	return 0
+}
+
+// decodePayload decodes data given as its own JSON text (the string form).
 func decodePayload(b []byte, p *payload) error {
 	dec := newDecoder(b)
-	err := walkObject(dec, func(key string) error {
+	err := walkPayload(dec, p)
+	if err == errNotObject {
+		return fmt.Errorf("data: %w", err)
+	}
+	if err == nil {
+		err = expectEOF(dec)
+	}
+	return err
+}
+
+// walkPayload reads the data object from dec.
+func walkPayload(dec *json.Decoder, p *payload) error {
+	return walkObject(dec, func(key string) error {
 		field := "data." + key
 		var err error
 		switch key {
@@ -154,13 +183,6 @@ func decodePayload(b []byte, p *payload) error {
 		}
 		return err
 	})
-	if errors.Is(err, errNotObject) {
-		return fmt.Errorf("data: %w", err)
-	}
-	if err == nil {
-		err = expectEOF(dec)
-	}
-	return err
 }
 
 func decodeSecrets(dec *json.Decoder) ([]rawSecret, error) {
@@ -208,7 +230,7 @@ func decodeSecret(dec *json.Decoder, path string) (rawSecret, error) {
 		}
 		return err
 	})
-	if errors.Is(err, errNotObject) {
+	if err == errNotObject {
 		return s, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, err
