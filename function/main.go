@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/certbackup/certbackup/internal/action"
 	"github.com/certbackup/certbackup/internal/cli"
+	"github.com/certbackup/certbackup/internal/runtime/openwhisk"
 	"github.com/certbackup/certbackup/internal/runtime/openwhisk/actionloop"
 )
 
@@ -25,8 +25,8 @@ func main() {
 	// activation's logs. The Action lives as long as the container: a warm container
 	// reuses its IAM token, public key, connections and copy locations.
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	a := action.New(action.Options{Logger: logger})
+	a := openwhisk.New(openwhisk.Options{Logger: logger})
 	actionloop.Main(func(ctx context.Context, act actionloop.Activation, params map[string]any) map[string]any {
-		return a.Handle(ctx, action.Meta{ActivationID: act.ID, Deadline: act.Deadline}, params)
+		return a.Handle(ctx, openwhisk.Meta{ActivationID: act.ID, Deadline: act.Deadline}, params)
 	})
 }

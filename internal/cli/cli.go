@@ -20,9 +20,9 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/certbackup/certbackup/internal/app"
 	"github.com/certbackup/certbackup/internal/config"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
-	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
@@ -47,10 +47,10 @@ type runner struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
-	clientConfig   func(*cms.Config) // tests: shorter retries
-	progressEveryN int               // a progress line every N certificates...
-	progressEvery  time.Duration     // ...or every so often, whichever comes first
-	minRemaining   time.Duration     // reconcile.Options.MinRemaining; 0: its default
+	deps           app.Deps      // tests: shorter retries
+	progressEveryN int           // a progress line every N certificates...
+	progressEvery  time.Duration // ...or every so often, whichever comes first
+	minRemaining   time.Duration // reconcile.Options.MinRemaining; 0: its default
 }
 
 type command struct {
@@ -131,7 +131,9 @@ func (r *runner) report(name, mode string, args []string) int {
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(r.stderr, nil))
 	}
-	e, err := r.engine(cfg, logger)
+	d := r.deps
+	d.Logger = logger
+	ap, err := app.New(cfg, d)
 	if err != nil {
 		fmt.Fprintf(r.stderr, "%s: %v\n", name, err)
 		return ExitUsage
@@ -141,16 +143,9 @@ func (r *runner) report(name, mode string, args []string) int {
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
-	opts := reconcile.Options{
-		Prune: cfg.Prune, DryRun: cfg.DryRun, Concurrency: cfg.Concurrency,
-		MinRemaining: r.minRemaining, Logger: logger, Progress: r.progress(),
-	}
-	var rep *reconcile.Report
-	if mode == config.ModeVerify {
-		rep = reconcile.Verify(ctx, e, opts)
-	} else {
-		rep = reconcile.Run(ctx, e, opts)
-	}
+	opts := app.RunOptions(cfg, logger)
+	opts.MinRemaining, opts.Progress = r.minRemaining, r.progress()
+	rep := ap.Reconcile(ctx, mode, opts)
 
 	if f.JSON {
 		if err := writeJSON(r.stdout, rep); err != nil {
@@ -163,48 +158,20 @@ func (r *runner) report(name, mode string, args []string) int {
 	return exitCode(rep)
 }
 
+// exitCode follows the report's one rule of success.
 func exitCode(rep *reconcile.Report) int {
-	switch {
-	case rep.Error != "":
-		return ExitFail
-	case rep.Mode == reconcile.ModeVerify:
-		if rep.Match {
-			return ExitOK
-		}
-		return ExitFail
-	case len(rep.Failures) > 0 || len(rep.Deferred) > 0:
-		return ExitFail
-	default:
+	if rep.OK() {
 		return ExitOK
 	}
+	return ExitFail
 }
 
-// engine builds the clients of cfg (one for the backups too unless BackupAPIKey is
-// set) and the engine over them.
-func (r *runner) engine(cfg *config.Config, logger *slog.Logger) (*replicate.Engine, error) {
-	src, err := r.client(cfg, cfg.APIKey, logger)
-	if err != nil {
-		return nil, err
-	}
-	bk := src
-	if cfg.BackupAPIKey != "" {
-		if bk, err = r.client(cfg, cfg.BackupAPIKey, logger); err != nil {
-			return nil, err
-		}
-	}
-	e := &replicate.Engine{Source: replicate.Instance{Client: src, CRN: cfg.SourceInstanceCRN}, Logger: logger}
-	for _, b := range cfg.BackupInstanceCRNs {
-		e.Targets = append(e.Targets, replicate.Instance{Client: bk, CRN: b})
-	}
-	return e, nil
-}
-
+// client is a Certificate Manager client of cfg with key (the channel commands).
 func (r *runner) client(cfg *config.Config, key string, logger *slog.Logger) (*cms.Client, error) {
-	cc := cms.Config{APIKey: key, IAMURL: cfg.IAMURL, Endpoints: cfg.Endpoints, Private: cfg.PrivateEndpoints, Logger: logger}
-	if r.clientConfig != nil {
-		r.clientConfig(&cc)
-	}
-	return cms.New(cc)
+	return cms.New(cms.Config{
+		APIKey: key, IAMURL: cfg.IAMURL, Endpoints: cfg.Endpoints, Private: cfg.PrivateEndpoints, Logger: logger,
+		MaxRetries: r.deps.MaxRetries, MinRetryInterval: r.deps.MinRetryInterval, MaxRetryInterval: r.deps.MaxRetryInterval,
+	})
 }
 
 // progress prints a line on stderr every progressEveryN certificates or progressEvery,

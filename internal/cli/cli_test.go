@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certbackup/certbackup/internal/app"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
-	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -165,9 +165,7 @@ func (w *cliWorld) run(t *testing.T, env map[string]string, args ...string) outc
 	var stdout, stderr bytes.Buffer
 	r := &runner{
 		stdout: &stdout, stderr: &stderr, getenv: getenv(env),
-		clientConfig: func(c *cms.Config) {
-			c.MaxRetries, c.MinRetryInterval, c.MaxRetryInterval = 1, 5*time.Millisecond, 10*time.Millisecond
-		},
+		deps:           app.Deps{MaxRetries: 1, MinRetryInterval: 5 * time.Millisecond, MaxRetryInterval: 10 * time.Millisecond},
 		progressEveryN: 50, progressEvery: time.Hour,
 	}
 	o := outcome{code: r.main(args), stdout: stdout.String(), stderr: stderr.String()}

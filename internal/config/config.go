@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
@@ -32,9 +33,9 @@ const (
 
 // Defaults and bounds of the reconcile's concurrency.
 const (
-	DefaultConcurrency    = 4
+	DefaultConcurrency    = reconcile.DefaultConcurrency
 	DefaultMaxConcurrency = 16
-	HardMaxConcurrency    = 64
+	HardMaxConcurrency    = reconcile.MaxConcurrency
 )
 
 // Config is a validated configuration.

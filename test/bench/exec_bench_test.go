@@ -31,8 +31,8 @@ import (
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/owproxy"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
-	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/pemutil"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/certbackup/certbackup/test/harness"
 )
 
@@ -114,7 +114,7 @@ func (w *world) mirror(tb testing.TB, n int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		w.sim.Seed(w.backup, c.Name, match.CopyDescription(c.Description, c.ID),
+		w.sim.Seed(w.backup, c.Name, cms.CopyDescription(c.Description, c.ID),
 			&testpki.Issued{Cert: leaf, CertPEM: c.Data.Content, KeyPEM: c.Data.PrivKey, Intermediate: c.Data.Intermediate})
 		w.sources = append(w.sources, src)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/owproxy"
-	"github.com/certbackup/certbackup/internal/engine/match"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/require"
 )
@@ -161,7 +161,7 @@ func runReconcile(t testing.TB, s *harness.Stack, extra map[string]any) map[stri
 func copiesOf(s *harness.Stack, backup, src string) []cmsim.StoredCertificate {
 	var out []cmsim.StoredCertificate
 	for _, c := range s.Sim.Snapshot(backup) {
-		if got, ok := match.SourceOf(c.Description); ok && got == src {
+		if got, ok := cms.SourceOf(c.Description); ok && got == src {
 			out = append(out, c)
 		}
 	}
@@ -190,7 +190,7 @@ func assertMirror(t testing.TB, s *harness.Stack) int {
 	for _, b := range s.Backups {
 		copies := map[string][]cmsim.StoredCertificate{}
 		for _, c := range s.Sim.Snapshot(b) {
-			id, ok := match.SourceOf(c.Description)
+			id, ok := cms.SourceOf(c.Description)
 			if !ok {
 				continue
 			}
@@ -214,7 +214,7 @@ func assertMirror(t testing.TB, s *harness.Stack) int {
 			if c.Name != sc.Name {
 				fail("the copy %s of %s is named %q, the source %q", c.ID, id, c.Name, sc.Name)
 			}
-			if want := match.CopyDescription(sc.Description, sc.ID); c.Description != want {
+			if want := cms.CopyDescription(sc.Description, sc.ID); c.Description != want {
 				fail("the copy %s of %s has description %q, want %q", c.ID, id, c.Description, want)
 			}
 		}

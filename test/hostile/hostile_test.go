@@ -32,7 +32,6 @@ import (
 
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
-	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/certbackup/certbackup/test/harness"
 )
@@ -350,7 +349,7 @@ func assertCopied(t *testing.T, f *fixture, cert string) {
 		assert.Positive(t, f.s.Sim.Writes(b), "a write into %s", b)
 		var copies []cmsim.StoredCertificate
 		for _, c := range f.s.Sim.Snapshot(b) {
-			if match.IsCopyOf(cms.Certificate{Description: c.Description}, cert) {
+			if cms.IsCopyDescription(c.Description, cert) {
 				copies = append(copies, c)
 			}
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
-	"github.com/certbackup/certbackup/internal/engine/match"
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/provider/cms"
@@ -31,8 +31,8 @@ func (d *demo) stepReconcile(ctx context.Context) error {
 		return fmt.Errorf("Certificate Manager client: %w", err)
 	}
 	d.engine = &replicate.Engine{
-		Source:  replicate.Instance{Client: client, CRN: d.source},
-		Targets: []replicate.Target{replicate.Instance{Client: client, CRN: d.backup}},
+		Source:  cms.Instance{Client: client, CRN: d.source},
+		Targets: []engine.Target{cms.Instance{Client: client, CRN: d.backup}},
 	}
 
 	d.printf("[6] reconcile      no event came for %s, so the backup lacks it until the hourly reconcile runs:\n", legacyName)
@@ -105,7 +105,7 @@ func (d *demo) stepState(ctx context.Context) error {
 	copies := map[string]cmsim.StoredCertificate{}
 	strangers := 0
 	for _, c := range d.sim.Snapshot(d.backup) {
-		if s, ok := match.SourceOf(c.Description); ok {
+		if s, ok := cms.SourceOf(c.Description); ok {
 			copies[s] = c
 		} else {
 			strangers++

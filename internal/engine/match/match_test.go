@@ -1,10 +1,10 @@
 package match
 
 import (
-	"strings"
 	"testing"
+	"time"
 
-	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -14,45 +14,21 @@ const (
 	srcB = "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst-src:certificate:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
-func TestCopyDescription(t *testing.T) {
-	tests := []struct {
-		name string
-		desc string
-		want string
-	}{
-		{name: "empty", desc: "", want: Marker(srcA)},
-		{name: "plain", desc: "prod web", want: "prod web\n" + Marker(srcA)},
-		{name: "restore strips the old marker", desc: "prod web\n" + Marker(srcB), want: "prod web\n" + Marker(srcA)},
-		{name: "only an old marker", desc: Marker(srcB), want: Marker(srcA)},
-		{name: "bracket text that is not a marker stays", desc: "see [ticket]", want: "see [ticket]\n" + Marker(srcA)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := CopyDescription(tt.desc, srcA)
-			assert.Equal(t, tt.want, got)
-			src, ok := SourceOf(got)
-			require.True(t, ok)
-			assert.Equal(t, srcA, src)
-		})
-	}
-	long := strings.Repeat("é", 600) // 1200 bytes
-	got := CopyDescription(long, srcA)
-	assert.LessOrEqual(t, len(got), MaxDescription)
-	assert.True(t, strings.HasSuffix(got, Marker(srcA)))
-	assert.True(t, strings.HasPrefix(long, strings.TrimSuffix(got, "\n"+Marker(srcA))), "cut on a rune boundary")
+func copyOf(id, name, src string) engine.Certificate {
+	return engine.Certificate{ID: id, Name: name, Marker: &engine.Marker{Source: src}}
 }
 
 func TestFind(t *testing.T) {
-	backup := []cms.Certificate{
-		{ID: "b3", Name: "web", Description: "x\n" + Marker(srcA)},
-		{ID: "b1", Name: "web-renamed", Description: Marker(srcA)},
-		{ID: "b2", Name: "web", Description: Marker(srcB)},
+	backup := []engine.Certificate{
+		copyOf("b3", "web", srcA),
+		copyOf("b1", "web-renamed", srcA),
+		copyOf("b2", "web", srcB),
 		{ID: "b4", Name: "web", Description: "made by hand"},
 		{ID: "b5", Name: "other", Description: "[certbackup source=" + srcA + "] trailing"},
 	}
 	f := Find(backup, srcA, "web")
 	require.NotNil(t, f.Copy)
-	assert.Equal(t, "b1", f.Copy.ID, "smallest CRN wins, whatever the name (rename)")
+	assert.Equal(t, "b1", f.Copy.ID, "smallest ID wins, whatever the name (rename)")
 	require.Len(t, f.Extra, 1)
 	assert.Equal(t, "b3", f.Extra[0].ID)
 	require.Len(t, f.Conflicts, 1, "the copy of another source with the same name is not a conflict")
@@ -70,22 +46,28 @@ func TestFind(t *testing.T) {
 }
 
 func TestSameCertificate(t *testing.T) {
-	a := cms.Certificate{SerialNumber: "01", Issuer: "CA", BeginsOn: 1, ExpiresOn: 2, Domains: []string{"a"}}
+	at := func(ms int64) time.Time { return time.UnixMilli(ms) }
+	a := engine.Certificate{SerialNumber: "01", Issuer: "CA", NotBefore: at(1000), NotAfter: at(2000), Domains: []string{"a"}}
 	b := a
-	assert.True(t, SameCertificate(a, b))
+	assert.True(t, engine.SameCertificate(a, b))
+	b.SerialNumber = "00:01"
+	assert.True(t, engine.SameCertificate(a, b), "serial numbers compare as numbers")
 	b.SerialNumber = "02"
-	assert.False(t, SameCertificate(a, b))
+	assert.False(t, engine.SameCertificate(a, b))
 	b = a
 	b.Domains = []string{"a", "b"}
-	assert.False(t, SameCertificate(a, b))
+	assert.False(t, engine.SameCertificate(a, b))
+	b = a
+	b.NotAfter = at(3000)
+	assert.False(t, engine.SameCertificate(a, b))
 }
 
 func TestRepeatedListingEntryIsNotADuplicate(t *testing.T) {
-	cp := cms.Certificate{ID: "b1", Name: "web", Description: Marker(srcA)}
+	cp := copyOf("b1", "web", srcA)
 	moved := cp
-	moved.ExpiresOn = 99 // renewed between two pages of the listing
-	f := Find([]cms.Certificate{cp, {ID: "b2", Name: "x"}, moved}, srcA, "web")
+	moved.NotAfter = time.UnixMilli(99) // renewed between two pages of the listing
+	f := Find([]engine.Certificate{cp, {ID: "b2", Name: "x"}, moved}, srcA, "web")
 	require.NotNil(t, f.Copy)
 	assert.Empty(t, f.Extra, "a certificate listed twice is not its own duplicate")
-	assert.Empty(t, NewIndex([]cms.Certificate{cp, moved}).Lookup(srcA, "web").Extra)
+	assert.Empty(t, NewIndex([]engine.Certificate{cp, moved}).Lookup(srcA, "web").Extra)
 }

@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/provider/cms"
-	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkReconcile1000 reconciles a source of 1000 certificates into a mirrored
@@ -335,7 +337,11 @@ func naiveSync(tb testing.TB, w *world, concurrency int) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ix := match.NewIndex(bk)
+	ebk := make([]engine.Certificate, len(bk))
+	for i, c := range bk {
+		ebk[i] = cms.ToEngine(c)
+	}
+	ix := match.NewIndex(ebk)
 	jobs := make(chan cms.Certificate)
 	var failures atomic.Int64
 	var wg sync.WaitGroup
@@ -348,7 +354,7 @@ func naiveSync(tb testing.TB, w *world, concurrency int) {
 						_, err = w.client.Reimport(ctx, f.Copy.ID, d.Data)
 					} else {
 						_, err = w.client.Import(ctx, w.backups[0], cms.ImportRequest{
-							Name: s.Name, Description: match.CopyDescription(s.Description, s.ID), Data: d.Data,
+							Name: s.Name, Description: cms.CopyDescription(s.Description, s.ID), Data: d.Data,
 						})
 					}
 				}

@@ -7,8 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/engine/replicate"
-	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/engine"
 )
 
 // A guard stands in front of one instance for the length of a run and keeps the run's
@@ -20,8 +19,8 @@ import (
 //   - a copy is reimported at most once per run (the service allows five a minute per
 //     certificate, and two in one run would mean the plan is wrong).
 //
-// Errors it makes are *cms.Error values with Retryable set, so that the engine and the
-// report class them like the service's own.
+// Errors it makes answer engine.ErrRetryable, so that the engine and the report class
+// them like the service's own.
 type guard struct {
 	minRemaining time.Duration
 
@@ -52,7 +51,7 @@ func (g *guard) blocked(ctx context.Context, op, crn string) (time.Duration, err
 		return 0, nil
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl)-d < g.minRemaining {
-		return d, &cms.Error{Op: op, CRN: crn, Retryable: true, RetryAfter: d, Err: errRateLimited}
+		return d, &guardError{op: op, id: crn, retryAfter: d, err: errRateLimited}
 	}
 	return d, nil
 }
@@ -69,20 +68,16 @@ func (g *guard) wait(ctx context.Context, op, crn string) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return &cms.Error{Op: op, CRN: crn, Retryable: true, Err: ctx.Err()}
+		return &guardError{op: op, id: crn, err: ctx.Err()}
 	}
 }
 
 // observe records a 429 that the client's own retries did not absorb.
 func (g *guard) observe(err error) {
-	if cms.StatusCode(err) != 429 {
+	if !errors.Is(err, engine.ErrRateLimited) {
 		return
 	}
-	pause := time.Second
-	var ce *cms.Error
-	if errors.As(err, &ce) && ce.RetryAfter > pause {
-		pause = ce.RetryAfter
-	}
+	pause := max(time.Second, engine.RetryAfter(err))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if u := time.Now().Add(pause); u.After(g.until) {
@@ -94,7 +89,7 @@ func (g *guard) claimReimport(cert string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.reimported[cert] {
-		return &cms.Error{Op: "reimport", CRN: cert, Retryable: true, Err: errReimportedThisRun}
+		return &guardError{op: "reimport", id: cert, err: errReimportedThisRun}
 	}
 	g.reimported[cert] = true
 	return nil
@@ -110,96 +105,73 @@ func guarded[T any](ctx context.Context, g *guard, op, crn string, call func() (
 	return v, err
 }
 
+// guardError is a call the guard refused or cut short; trying again later (in the next
+// run) may succeed.
+type guardError struct {
+	op, id     string
+	retryAfter time.Duration
+	err        error
+}
+
+func (e *guardError) Error() string             { return e.op + " " + e.id + ": " + e.err.Error() }
+func (e *guardError) Unwrap() error             { return e.err }
+func (e *guardError) Is(target error) bool      { return target == engine.ErrRetryable }
+func (e *guardError) RetryDelay() time.Duration { return e.retryAfter }
+
 type guardedSource struct {
-	replicate.Source
+	engine.Source
 	g *guard
 }
 
-func (s guardedSource) List(ctx context.Context) ([]cms.Certificate, error) {
-	return guarded(ctx, s.g, "list", s.InstanceCRN(), func() ([]cms.Certificate, error) { return s.Source.List(ctx) })
+func (s guardedSource) List(ctx context.Context) ([]engine.Certificate, error) {
+	return guarded(ctx, s.g, "list", s.Instance(), func() ([]engine.Certificate, error) { return s.Source.List(ctx) })
 }
 
-func (s guardedSource) Download(ctx context.Context, cert string) (*cms.CertificateWithData, error) {
-	return guarded(ctx, s.g, "download", cert, func() (*cms.CertificateWithData, error) {
+func (s guardedSource) Download(ctx context.Context, id string) (*engine.Downloaded, error) {
+	return guarded(ctx, s.g, "download", id, func() (*engine.Downloaded, error) {
 		s.g.downloads.Add(1)
-		return s.Source.Download(ctx, cert)
+		return s.Source.Download(ctx, id)
 	})
+}
+
+func (s guardedSource) Metadata(ctx context.Context, id string) (*engine.Certificate, error) {
+	return guarded(ctx, s.g, "metadata", id, func() (*engine.Certificate, error) { return s.Source.Metadata(ctx, id) })
 }
 
 type guardedTarget struct {
-	replicate.Target
+	engine.Target
 	g *guard
 }
 
-func (t guardedTarget) List(ctx context.Context) ([]cms.Certificate, error) {
-	return guarded(ctx, t.g, "list", t.InstanceCRN(), func() ([]cms.Certificate, error) { return t.Target.List(ctx) })
+func (t guardedTarget) List(ctx context.Context) ([]engine.Certificate, error) {
+	return guarded(ctx, t.g, "list", t.Instance(), func() ([]engine.Certificate, error) { return t.Target.List(ctx) })
 }
 
-func (t guardedTarget) Download(ctx context.Context, cert string) (*cms.CertificateWithData, error) {
-	return guarded(ctx, t.g, "download", cert, func() (*cms.CertificateWithData, error) { return t.Target.Download(ctx, cert) })
+func (t guardedTarget) Download(ctx context.Context, id string) (*engine.Downloaded, error) {
+	return guarded(ctx, t.g, "download", id, func() (*engine.Downloaded, error) { return t.Target.Download(ctx, id) })
 }
 
-func (t guardedTarget) Import(ctx context.Context, req cms.ImportRequest) (*cms.Certificate, error) {
-	return guarded(ctx, t.g, "import", t.InstanceCRN(), func() (*cms.Certificate, error) { return t.Target.Import(ctx, req) })
+func (t guardedTarget) Metadata(ctx context.Context, id string) (*engine.Certificate, error) {
+	return guarded(ctx, t.g, "metadata", id, func() (*engine.Certificate, error) { return t.Target.Metadata(ctx, id) })
 }
 
-func (t guardedTarget) Reimport(ctx context.Context, cert string, data cms.Data) (*cms.Certificate, error) {
-	if err := t.g.claimReimport(cert); err != nil {
+func (t guardedTarget) Import(ctx context.Context, l engine.Labels, m engine.Material) (*engine.Certificate, error) {
+	return guarded(ctx, t.g, "import", t.Instance(), func() (*engine.Certificate, error) { return t.Target.Import(ctx, l, m) })
+}
+
+func (t guardedTarget) Reimport(ctx context.Context, id string, m engine.Material) (*engine.Certificate, error) {
+	if err := t.g.claimReimport(id); err != nil {
 		return nil, err
 	}
-	return guarded(ctx, t.g, "reimport", cert, func() (*cms.Certificate, error) { return t.Target.Reimport(ctx, cert, data) })
+	return guarded(ctx, t.g, "reimport", id, func() (*engine.Certificate, error) { return t.Target.Reimport(ctx, id, m) })
 }
 
-func (t guardedTarget) UpdateMetadata(ctx context.Context, cert, name, description string) error {
-	_, err := guarded(ctx, t.g, "update", cert, func() (struct{}, error) {
-		return struct{}{}, t.Target.UpdateMetadata(ctx, cert, name, description)
-	})
+func (t guardedTarget) UpdateLabels(ctx context.Context, id string, l engine.Labels) error {
+	_, err := guarded(ctx, t.g, "update", id, func() (struct{}, error) { return struct{}{}, t.Target.UpdateLabels(ctx, id, l) })
 	return err
 }
 
-func (t guardedTarget) Delete(ctx context.Context, cert string) error {
-	_, err := guarded(ctx, t.g, "delete", cert, func() (struct{}, error) { return struct{}{}, t.Target.Delete(ctx, cert) })
+func (t guardedTarget) Delete(ctx context.Context, id string) error {
+	_, err := guarded(ctx, t.g, "delete", id, func() (struct{}, error) { return struct{}{}, t.Target.Delete(ctx, id) })
 	return err
-}
-
-// MetadataReader is implemented by a Source or Target that can read one certificate's
-// metadata without its material. The reconcile reads a copy back this way after a label
-// update, and asks the source whether an orphan's certificate is really gone.
-type MetadataReader interface {
-	Metadata(ctx context.Context, certCRN string) (*cms.Certificate, error)
-}
-
-// metadataOf reads a certificate's metadata from inner: through MetadataReader when it
-// has it, through the client of a replicate.Instance, else by downloading it.
-func metadataOf(ctx context.Context, inner any, cert string, download func(context.Context, string) (*cms.CertificateWithData, error)) (*cms.Certificate, error) {
-	switch in := inner.(type) {
-	case MetadataReader:
-		return in.Metadata(ctx, cert)
-	case replicate.Instance:
-		return in.Client.Metadata(ctx, cert)
-	case *replicate.Instance:
-		return in.Client.Metadata(ctx, cert)
-	}
-	d, err := download(ctx, cert)
-	if err != nil {
-		return nil, err
-	}
-	return &d.Certificate, nil
-}
-
-// Metadata reads a copy's metadata (see metadataOf).
-func (t guardedTarget) Metadata(ctx context.Context, cert string) (*cms.Certificate, error) {
-	return guarded(ctx, t.g, "metadata", cert, func() (*cms.Certificate, error) {
-		return metadataOf(ctx, t.Target, cert, t.Target.Download)
-	})
-}
-
-// Metadata reads a source certificate's metadata (see metadataOf).
-func (s guardedSource) Metadata(ctx context.Context, cert string) (*cms.Certificate, error) {
-	return guarded(ctx, s.g, "metadata", cert, func() (*cms.Certificate, error) {
-		return metadataOf(ctx, s.Source, cert, func(ctx context.Context, cert string) (*cms.CertificateWithData, error) {
-			s.g.downloads.Add(1)
-			return s.Source.Download(ctx, cert)
-		})
-	})
 }

@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
-	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/pemutil"
 	"github.com/certbackup/certbackup/internal/provider/cms"
-	"github.com/stretchr/testify/require"
 )
 
 const testAPIKey = "test-api-key-0123456789abcdef"
@@ -65,9 +65,9 @@ func (w *world) addInstance(region string) string {
 }
 
 func (w *world) engine(source string, backups ...string) *replicate.Engine {
-	e := &replicate.Engine{Source: replicate.Instance{Client: w.client, CRN: source}}
+	e := &replicate.Engine{Source: cms.Instance{Client: w.client, CRN: source}}
 	for _, b := range backups {
-		e.Targets = append(e.Targets, replicate.Instance{Client: w.client, CRN: b})
+		e.Targets = append(e.Targets, cms.Instance{Client: w.client, CRN: b})
 	}
 	return e
 }
@@ -117,7 +117,7 @@ func (w *world) requireMirror(tb testing.TB, source, backup string, keep ...cmsi
 	tb.Helper()
 	copies := map[string][]cmsim.StoredCertificate{}
 	for _, c := range w.sim.Snapshot(backup) {
-		if src, ok := match.SourceOf(c.Description); ok {
+		if src, ok := cms.SourceOf(c.Description); ok {
 			copies[src] = append(copies[src], c)
 		}
 	}
@@ -127,7 +127,7 @@ func (w *world) requireMirror(tb testing.TB, source, backup string, keep ...cmsi
 		require.Len(tb, cs, 1, "copies of %s (%s) in %s", s.Name, s.ID, backup)
 		c := cs[0]
 		require.Equal(tb, s.Name, c.Name)
-		require.Equal(tb, match.CopyDescription(s.Description, s.ID), c.Description)
+		require.Equal(tb, cms.CopyDescription(s.Description, s.ID), c.Description)
 		require.Equal(tb, digest(tb, s.Data), digest(tb, c.Data), "material of %s", s.Name)
 	}
 	byID := map[string]cmsim.StoredCertificate{}

@@ -19,10 +19,15 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/config"
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
-	"github.com/certbackup/certbackup/internal/provider/cms"
+)
+
+// Bounds of a run's concurrency: certificates worked on at once.
+const (
+	DefaultConcurrency = 4
+	MaxConcurrency     = 64
 )
 
 // DefaultMinRemaining is how much time must be left before the context's deadline for
@@ -38,7 +43,7 @@ type Options struct {
 	// DryRun plans and reports without any write or download.
 	DryRun bool
 	// Concurrency is how many certificates are worked on at once (default
-	// config.DefaultConcurrency, at most config.HardMaxConcurrency).
+	// DefaultConcurrency, at most MaxConcurrency).
 	Concurrency int
 	// MinRemaining: no new work starts when less than this is left before the context's
 	// deadline (default DefaultMinRemaining). What is not started is reported as
@@ -54,9 +59,9 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Concurrency <= 0 {
-		o.Concurrency = config.DefaultConcurrency
+		o.Concurrency = DefaultConcurrency
 	}
-	o.Concurrency = min(o.Concurrency, config.HardMaxConcurrency)
+	o.Concurrency = min(o.Concurrency, MaxConcurrency)
 	if o.MinRemaining <= 0 {
 		o.MinRemaining = DefaultMinRemaining
 	}
@@ -119,9 +124,9 @@ type Step struct {
 	Duplicates []string `json:"duplicates,omitempty"` // further copies of the same source, ours, to delete
 	Conflicts  []string `json:"conflicts,omitempty"`  // certificates with the source's name and no marker: never written
 
-	target int             // index in Engine.Targets
-	src    cms.Certificate // the source's metadata from the listing
-	found  match.Found     // what the backup holds for the source, from its listing
+	target int                // index in Engine.Targets
+	src    engine.Certificate // the source's metadata from the listing
+	found  match.Found        // what the backup holds for the source, from its listing
 }
 
 // BackupListing is what the plan saw of one backup.
@@ -224,4 +229,19 @@ func Run(ctx context.Context, e *replicate.Engine, opts Options) *Report {
 func Verify(ctx context.Context, e *replicate.Engine, opts Options) *Report {
 	opts.DryRun = true
 	return run(ctx, e, opts.withDefaults(), ModeVerify)
+}
+
+// OK is the one rule of a run's success, for every entry point (an activation's
+// result, the command's exit code): verify succeeds when the backups match; a
+// reconcile or a dry run when it could plan, nothing failed and nothing was left for
+// the next run (a dry run that could not list a backup has not planned it).
+func (rep *Report) OK() bool {
+	switch {
+	case rep.Error != "":
+		return false
+	case rep.Mode == ModeVerify:
+		return rep.Match
+	default:
+		return len(rep.Failures) == 0 && len(rep.Deferred) == 0
+	}
 }

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/devtools/cmsim"
-	"github.com/certbackup/certbackup/internal/devtools/testpki"
-	"github.com/certbackup/certbackup/internal/engine/match"
-	"github.com/certbackup/certbackup/internal/engine/replicate"
-	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/testpki"
+	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/engine/replicate"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
 // TestRunEndsEqual starts the backups in every state the issue names and checks that
@@ -69,7 +70,7 @@ func TestRunEndsEqual(t *testing.T) {
 				assert.Equal(t, map[Outcome]int{replicate.Reimported: 2, replicate.Unchanged: len(srcs) - 2}, outcomes(rep))
 				assert.Equal(t, 2, rep.SourceDownloads)
 				for _, c := range w.sim.Snapshot(w.backups[0]) {
-					if src, _ := match.SourceOf(c.Description); src == srcs[1] {
+					if src, _ := cms.SourceOf(c.Description); src == srcs[1] {
 						assert.Equal(t, 2, c.Versions, "reimported in place: the backup keeps the previous version")
 					}
 				}
@@ -141,7 +142,7 @@ func TestRunEndsEqual(t *testing.T) {
 					if i == 1 {
 						name = "old name"
 					}
-					w.sim.Seed(w.backups[0], name, match.CopyDescription(c.Description, c.ID), issuedOf(c))
+					w.sim.Seed(w.backups[0], name, cms.CopyDescription(c.Description, c.ID), issuedOf(c))
 				}
 				return nil
 			},
@@ -202,7 +203,7 @@ func orphanSetup(t *testing.T, w *world, srcs []string) []cmsim.StoredCertificat
 	require.NoError(t, w.sim.Delete(srcs[1]))
 	var orphan cmsim.StoredCertificate
 	for _, c := range w.sim.Snapshot(w.backups[0]) {
-		if src, _ := match.SourceOf(c.Description); src == srcs[1] {
+		if src, _ := cms.SourceOf(c.Description); src == srcs[1] {
 			orphan = c
 		}
 	}
@@ -210,7 +211,7 @@ func orphanSetup(t *testing.T, w *world, srcs []string) []cmsim.StoredCertificat
 
 	other := w.addInstance("jp-tok")
 	foreignSrc := w.sim.Seed(other, gone.Name, "", w.issue("foreign.example.com"))
-	foreign := w.sim.Seed(w.backups[0], gone.Name, match.CopyDescription("", foreignSrc), w.issue("foreign.example.com"))
+	foreign := w.sim.Seed(w.backups[0], gone.Name, cms.CopyDescription("", foreignSrc), w.issue("foreign.example.com"))
 	hand := w.sim.Seed(w.backups[0], gone.Name, "mine, hands off", issuedOf(gone))
 	return []cmsim.StoredCertificate{orphan, stored(t, w, foreign), stored(t, w, hand)}
 }
@@ -218,13 +219,13 @@ func orphanSetup(t *testing.T, w *world, srcs []string) []cmsim.StoredCertificat
 // hidingSource is a source whose listing misses one certificate, as a keyset cursor
 // may when the certificate is renewed while the pages are read.
 type hidingSource struct {
-	replicate.Instance
+	engine.Source
 	hide string
 }
 
-func (h hidingSource) List(ctx context.Context) ([]cms.Certificate, error) {
-	all, err := h.Instance.List(ctx)
-	return slices.DeleteFunc(all, func(c cms.Certificate) bool { return c.ID == h.hide }), err
+func (h hidingSource) List(ctx context.Context) ([]engine.Certificate, error) {
+	all, err := h.Source.List(ctx)
+	return slices.DeleteFunc(all, func(c engine.Certificate) bool { return c.ID == h.hide }), err
 }
 
 // TestPruneAsksBeforeDeleting: a certificate missing from the source's listing but
@@ -236,7 +237,7 @@ func TestPruneAsksBeforeDeleting(t *testing.T) {
 	srcs := w.seed(3)
 	requireRun(t, w.main(), Options{})
 	e := w.main()
-	e.Source = hidingSource{Instance: e.Source.(replicate.Instance), hide: srcs[1]}
+	e.Source = hidingSource{Source: e.Source, hide: srcs[1]}
 	w.sim.ResetLog()
 	rep := Run(context.Background(), e, Options{Prune: true})
 	assert.Zero(t, w.sim.Writes(""), "nothing deleted")
@@ -270,7 +271,7 @@ func TestDryRunPlansWhatRunDoes(t *testing.T) {
 	require.NoError(t, w.sim.SetName(srcs[1], "renamed", "new")) // update
 	require.NoError(t, w.sim.Delete(srcs[2]))                    // orphan in backup 0
 	c3 := stored(t, w, srcs[3])                                  // duplicate in backup 0
-	w.sim.Seed(w.backups[0], c3.Name, match.CopyDescription(c3.Description, c3.ID), issuedOf(c3))
+	w.sim.Seed(w.backups[0], c3.Name, cms.CopyDescription(c3.Description, c3.ID), issuedOf(c3))
 
 	opts := Options{Prune: true}
 	w.sim.ResetLog()
@@ -370,7 +371,7 @@ func TestOutageCompletedByNextRun(t *testing.T) {
 			assert.False(t, rep.Match)
 			require.NotEmpty(t, rep.Deferred, "the run says what it left")
 			for _, d := range rep.Deferred {
-				assert.Equal(t, replicate.ClassRetryable, d.ErrorClass)
+				assert.Equal(t, engine.ClassRetryable, d.ErrorClass)
 				assert.NotEmpty(t, d.Message)
 			}
 			assert.Equal(t, 3, rep.Counts[replicate.Imported])
@@ -408,7 +409,7 @@ func TestRestoreBySwapping(t *testing.T) {
 		orig := stored(t, w, s)
 		got, ok := byName[orig.Name]
 		require.True(t, ok, orig.Name)
-		assert.Equal(t, orig.Description, match.UserDescription(got.Description), "the old marker is replaced, not piled up")
+		assert.Equal(t, orig.Description, cms.StripMarker(got.Description), "the old marker is replaced, not piled up")
 		assert.Equal(t, 1, strings.Count(got.Description, "[certbackup source="))
 		assert.Equal(t, digest(t, orig.Data), digest(t, got.Data))
 	}
@@ -452,7 +453,7 @@ func mirrorThousand(tb testing.TB, w *world, n int) []string {
 	srcs := w.seed(n)
 	for _, s := range srcs {
 		c := stored(tb, w, s)
-		w.sim.Seed(w.backups[0], c.Name, match.CopyDescription(c.Description, c.ID), issuedOf(c))
+		w.sim.Seed(w.backups[0], c.Name, cms.CopyDescription(c.Description, c.ID), issuedOf(c))
 	}
 	return srcs
 }
@@ -487,7 +488,7 @@ func TestDeadline(t *testing.T) {
 			assert.Equal(t, 12, rep.Counts[replicate.Imported]+len(rep.Deferred), "every certificate is either done or deferred")
 			for _, d := range rep.Deferred {
 				assert.NotEmpty(t, d.Message)
-				assert.Equal(t, replicate.ClassRetryable, d.ErrorClass)
+				assert.Equal(t, engine.ClassRetryable, d.ErrorClass)
 			}
 			if tt.allDeferred {
 				assert.Zero(t, w.sim.Writes(""))
@@ -533,7 +534,7 @@ func TestFailuresReported(t *testing.T) {
 	assert.False(t, rep.Match)
 	require.Len(t, rep.Failures, 3)
 	for _, f := range rep.Failures {
-		assert.Equal(t, replicate.ClassPermanent, f.ErrorClass)
+		assert.Equal(t, engine.ClassPermanent, f.ErrorClass)
 		assert.Equal(t, w.backups[0], f.Backup)
 		assert.NotEmpty(t, f.SourceCRN)
 	}
@@ -584,14 +585,14 @@ func TestGuardReimportsOncePerRun(t *testing.T) {
 	require.NoError(t, g.claimReimport("b"))
 	err := g.claimReimport("a")
 	require.Error(t, err)
-	assert.Equal(t, replicate.ClassRetryable, classOf(err))
+	assert.Equal(t, engine.ClassRetryable, engine.ClassOf(err))
 }
 
 func TestUniqueSorted(t *testing.T) {
-	got := uniqueSorted([]cms.Certificate{
+	got := uniqueSorted([]engine.Certificate{
 		{ID: "c2", Name: "b"}, {ID: "c1", Name: "a"}, {ID: "c2", Name: "renamed between pages"}, {ID: "c0", Name: "b"},
 	})
-	assert.Equal(t, []cms.Certificate{{ID: "c1", Name: "a"}, {ID: "c0", Name: "b"}, {ID: "c2", Name: "b"}}, got)
+	assert.Equal(t, []engine.Certificate{{ID: "c1", Name: "a"}, {ID: "c0", Name: "b"}, {ID: "c2", Name: "b"}}, got)
 }
 
 // TestExpiredSourceIsSkipped: Certificate Manager refuses to download an expired

@@ -9,20 +9,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/pemutil"
-	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
 func run(ctx context.Context, e *replicate.Engine, opts Options, mode string) *Report {
 	start := time.Now()
-	rep := &Report{Mode: mode, SourceInstanceCRN: e.Source.InstanceCRN(), Prune: opts.Prune, Counts: map[Outcome]int{}}
+	rep := &Report{Mode: mode, SourceInstanceCRN: e.Source.Instance(), Prune: opts.Prune, Counts: map[Outcome]int{}}
 
 	srcGuard := newGuard(opts.MinRemaining)
 	source := guardedSource{Source: e.Source, g: srcGuard}
 	targets := make([]guardedTarget, len(e.Targets))
-	asTargets := make([]replicate.Target, len(e.Targets))
+	asTargets := make([]engine.Target, len(e.Targets))
 	for i, t := range e.Targets {
 		targets[i] = guardedTarget{Target: t, g: newGuard(opts.MinRemaining)}
 		asTargets[i] = targets[i]
@@ -151,7 +151,7 @@ func (x *executor) budget(ctx context.Context) string {
 func (x *executor) do(ctx context.Context, unit []int) {
 	if why := x.budget(ctx); why != "" {
 		for _, i := range unit {
-			x.results[i] = Result{Step: x.steps[i], Outcome: Deferred, ErrorClass: replicate.ClassRetryable, Message: why}
+			x.results[i] = Result{Step: x.steps[i], Outcome: Deferred, ErrorClass: engine.ClassRetryable, Message: why}
 		}
 		return
 	}
@@ -198,7 +198,7 @@ func (x *executor) copyMaterial(ctx context.Context, idx []int) {
 	}
 	src, err := x.source.Download(ctx, first.SourceCRN)
 	switch {
-	case err != nil && cms.IsNotFound(err):
+	case errors.Is(err, engine.ErrNotFound):
 		each(func(st Step) Result {
 			return Result{Step: st, Outcome: replicate.Skipped, Message: "the source certificate was deleted after the listing; the next run finds its copies as orphans"}
 		})
@@ -208,11 +208,11 @@ func (x *executor) copyMaterial(ctx context.Context, idx []int) {
 		return
 	case src.ID != first.SourceCRN:
 		each(func(st Step) Result {
-			return Result{Step: st, Outcome: replicate.Failed, ErrorClass: replicate.ClassInvalidSource, Message: "the source returned another certificate than the one asked for"}
+			return Result{Step: st, Outcome: replicate.Failed, ErrorClass: engine.ClassInvalidSource, Message: "the source returned another certificate than the one asked for"}
 		})
 		return
 	}
-	bundle, err := pemutil.ParseBundle(src.Data.Content, src.Data.PrivKey, src.Data.Intermediate)
+	bundle, err := pemutil.ParseBundle(src.Material.Certificate, src.Material.PrivateKey, src.Material.Intermediate)
 	if err != nil {
 		each(func(st Step) Result { return failed(st, fmt.Errorf("source material: %w", err)) })
 		return
@@ -227,7 +227,7 @@ func (x *executor) copyMaterial(ctx context.Context, idx []int) {
 		if pr.CopyCRN != "" {
 			r.CopyCRN = pr.CopyCRN
 		}
-		if pr.Outcome == replicate.Failed && pr.ErrorClass == replicate.ClassRetryable {
+		if pr.Outcome == replicate.Failed && pr.ErrorClass == engine.ClassRetryable {
 			r.Outcome = Deferred
 		}
 		return r
@@ -240,16 +240,15 @@ func (x *executor) copyMaterial(ctx context.Context, idx []int) {
 // certificate.
 func (x *executor) updateLabels(ctx context.Context, st Step) Result {
 	t := x.targets[st.target]
-	wantDesc := match.CopyDescription(st.src.Description, st.src.ID)
-	if err := t.UpdateMetadata(ctx, st.CopyCRN, st.src.Name, wantDesc); err != nil {
+	if err := t.UpdateLabels(ctx, st.CopyCRN, t.Fit(match.Want(st.src))); err != nil {
 		return failed(st, fmt.Errorf("update name and description: %w", err))
 	}
 	got, err := t.Metadata(ctx, st.CopyCRN)
 	if err != nil {
 		return failed(st, fmt.Errorf("read the copy back: %w", err))
 	}
-	if (got.ID != "" && got.ID != st.CopyCRN) || !match.SameLabels(st.src, *got) || !match.SameCertificate(st.src, *got) {
-		return Result{Step: st, Outcome: replicate.Failed, ErrorClass: replicate.ClassVerification,
+	if (got.ID != "" && got.ID != st.CopyCRN) || !match.SameLabels(t, st.src, *got) || !engine.SameCertificate(st.src, *got) {
+		return Result{Step: st, Outcome: replicate.Failed, ErrorClass: engine.ClassVerification,
 			Message: "the copy read back does not have the source's name, description and certificate"}
 	}
 	return x.removeDuplicates(ctx, Result{Step: st, Outcome: replicate.Updated, Verified: true})
@@ -260,7 +259,7 @@ func (x *executor) updateLabels(ctx context.Context, st Step) Result {
 func (x *executor) removeDuplicates(ctx context.Context, r Result) Result {
 	t := x.targets[r.target]
 	for _, d := range r.Duplicates {
-		if err := t.Delete(ctx, d); err != nil && !cms.IsNotFound(err) {
+		if err := t.Delete(ctx, d); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			f := failed(r.Step, fmt.Errorf("delete duplicate copy %s: %w", d, err))
 			r.Outcome, r.ErrorClass, r.Message = f.Outcome, f.ErrorClass, f.Message
 			return r
@@ -278,14 +277,14 @@ func (x *executor) removeDuplicates(ctx context.Context, r Result) Result {
 func (x *executor) deleteOrphan(ctx context.Context, st Step) Result {
 	switch _, err := x.source.Metadata(ctx, st.SourceCRN); {
 	case err == nil:
-		return Result{Step: st, Outcome: Deferred, ErrorClass: replicate.ClassRetryable,
+		return Result{Step: st, Outcome: Deferred, ErrorClass: engine.ClassRetryable,
 			Message: "the source certificate exists though the listing missed it: its copy is kept for the next run to pair"}
-	case !cms.IsNotFound(err):
+	case !errors.Is(err, engine.ErrNotFound):
 		return failed(st, fmt.Errorf("confirm that the source certificate is gone: %w", err))
 	}
 	t := x.targets[st.target]
 	for _, c := range append([]string{st.CopyCRN}, st.Duplicates...) {
-		if err := t.Delete(ctx, c); err != nil && !cms.IsNotFound(err) {
+		if err := t.Delete(ctx, c); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return failed(st, fmt.Errorf("delete orphan copy %s: %w", c, err))
 		}
 	}
@@ -295,23 +294,11 @@ func (x *executor) deleteOrphan(ctx context.Context, st Step) Result {
 // failed makes the result of a step that err stopped: Deferred when trying again later
 // may succeed, Failed otherwise.
 func failed(st Step, err error) Result {
-	r := Result{Step: st, Outcome: replicate.Failed, ErrorClass: classOf(err), Message: err.Error()}
-	if r.ErrorClass == replicate.ClassRetryable {
+	r := Result{Step: st, Outcome: replicate.Failed, ErrorClass: engine.ClassOf(err), Message: err.Error()}
+	if r.ErrorClass == engine.ClassRetryable {
 		r.Outcome = Deferred
 	}
 	return r
-}
-
-// classOf is the engine's classification of an error.
-func classOf(err error) string {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), cms.IsRetryable(err):
-		return replicate.ClassRetryable
-	case errors.Is(err, pemutil.ErrInvalid):
-		return replicate.ClassInvalidSource
-	default:
-		return replicate.ClassPermanent
-	}
 }
 
 // finish fills the counts, the per-backup sums, the lists and Match.
@@ -322,7 +309,7 @@ func (rep *Report) finish(p *PlanResult, results []Result) {
 		}
 		r := Result{Step: Step{Backup: bl.InstanceCRN, Action: ActionSkip, Reason: "the backup instance could not be listed"},
 			Outcome: replicate.Failed, ErrorClass: bl.ErrorClass, Message: bl.Error}
-		if bl.ErrorClass == replicate.ClassRetryable {
+		if bl.ErrorClass == engine.ClassRetryable {
 			r.Outcome = Deferred
 		}
 		results = append(results, r)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
-	"github.com/certbackup/certbackup/internal/engine/match"
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/stretchr/testify/assert"
@@ -51,9 +51,9 @@ func newEnv(t *testing.T, nBackups int) *env {
 
 // engine returns a new engine, as a cold container would have (empty cache).
 func (e *env) engine() *replicate.Engine {
-	eng := &replicate.Engine{Source: replicate.Instance{Client: e.client, CRN: e.src}, Cache: replicate.NewCopyCache()}
+	eng := &replicate.Engine{Source: cms.Instance{Client: e.client, CRN: e.src}, Cache: replicate.NewCopyCache()}
 	for _, b := range e.backups {
-		eng.Targets = append(eng.Targets, replicate.Instance{Client: e.client, CRN: b})
+		eng.Targets = append(eng.Targets, cms.Instance{Client: e.client, CRN: b})
 	}
 	return eng
 }
@@ -68,7 +68,7 @@ func ctx(t *testing.T) context.Context {
 func (e *env) copiesOf(backup, source string) []cmsim.StoredCertificate {
 	var out []cmsim.StoredCertificate
 	for _, c := range e.sim.Snapshot(backup) {
-		if match.IsCopyOf(cms.Certificate{Description: c.Description}, source) {
+		if cms.IsCopyDescription(c.Description, source) {
 			out = append(out, c)
 		}
 	}
@@ -87,7 +87,7 @@ func (e *env) assertExactCopy(t *testing.T, backup, source string) cmsim.StoredC
 	assert.Equal(t, src.Data.PrivKey, cp.Data.PrivKey)
 	assert.Equal(t, src.Data.Intermediate, cp.Data.Intermediate)
 	assert.Equal(t, src.Name, cp.Name)
-	assert.Equal(t, match.CopyDescription(src.Description, source), cp.Description)
+	assert.Equal(t, cms.CopyDescription(src.Description, source), cp.Description)
 	return cp
 }
 
@@ -273,7 +273,7 @@ func TestOneBackupFails(t *testing.T) {
 	require.Len(t, res, 2)
 	assert.Equal(t, replicate.Imported, res[0].Outcome)
 	assert.Equal(t, replicate.Failed, res[1].Outcome)
-	assert.Equal(t, replicate.ClassRetryable, res[1].ErrorClass)
+	assert.Equal(t, engine.ClassRetryable, res[1].ErrorClass)
 	assert.Contains(t, res[1].Message, "status 500")
 	assert.Empty(t, e.copiesOf(e.backups[1], cert), "nothing half-written")
 	e.assertExactCopy(t, e.backups[0], cert)
@@ -290,7 +290,7 @@ func TestPermanentFailureAndDeletedSource(t *testing.T) {
 	e.sim.Grant(apiKey, e.backups[0], cmsim.Writer) // not enough to import
 	res := e.engine().ReplicateCertificate(ctx(t), cert)
 	assert.Equal(t, replicate.Failed, res[0].Outcome)
-	assert.Equal(t, replicate.ClassPermanent, res[0].ErrorClass)
+	assert.Equal(t, engine.ClassPermanent, res[0].ErrorClass)
 	assert.Contains(t, res[0].Message, "403")
 
 	require.NoError(t, e.sim.Delete(cert))
@@ -327,7 +327,7 @@ func TestExistingDuplicatesConverge(t *testing.T) {
 	bk := e.backups[0]
 	issued := e.sim.CA().MustIssue("dup.example.com")
 	cert := e.sim.Seed(e.src, "dup", "", issued)
-	desc := match.CopyDescription("", cert)
+	desc := cms.CopyDescription("", cert)
 	e.sim.Seed(bk, "dup", desc, issued)
 	e.sim.Seed(bk, "dup", desc, issued)
 	res := e.engine().ReplicateCertificate(ctx(t), cert)

@@ -32,7 +32,7 @@ import (
 const DefaultIAMURL = "https://iam.cloud.ibm.com"
 
 // MaxIdleConnsPerHost is the idle connections kept per host: the reconcile's largest
-// concurrency (config.HardMaxConcurrency).
+// concurrency (reconcile.MaxConcurrency).
 const MaxIdleConnsPerHost = 64
 
 // PageSize is the page size the list operation asks for (what IBM's own clients use).
@@ -241,12 +241,34 @@ func retryAfter(h http.Header) time.Duration {
 	return 0
 }
 
+// operation is one kind of API call. Whether it may be resent after a failure is a
+// property of the operation (creates), not of its name: an operation that creates
+// something is never resent blindly, whatever it is called.
+type operation struct {
+	name    string // for errors and logs
+	method  string
+	creates bool // a second send could create a second resource
+}
+
+var (
+	opList           = operation{"list", http.MethodGet, false}
+	opDownload       = operation{"download", http.MethodGet, false}
+	opMetadata       = operation{"metadata", http.MethodGet, false}
+	opImport         = operation{"import", http.MethodPost, true}
+	opReimport       = operation{"reimport", http.MethodPut, false}
+	opUpdate         = operation{"update", http.MethodPost, false}
+	opDelete         = operation{"delete", http.MethodDelete, false}
+	opPublicKey      = operation{"publickey", http.MethodGet, false}
+	opChannelsList   = operation{"channels.list", http.MethodGet, false}
+	opChannelsCreate = operation{"channels.create", http.MethodPut, true}
+	opChannelsTest   = operation{"channels.test", http.MethodPost, false}
+)
+
 // call is one API operation. path is built by the caller with crn.PathEscape so that
 // ':' and '/' inside a CRN travel as %3A and %2F, one path segment.
 type call struct {
-	op     string
+	op     operation
 	crn    string
-	method string
 	path   string
 	query  url.Values
 	body   any
@@ -257,7 +279,7 @@ func (c *Client) do(ctx context.Context, k call, result any) error {
 	start := time.Now()
 	status, err := c.doOnce(ctx, k, result)
 	c.log.LogAttrs(ctx, slog.LevelDebug, "certificate manager call",
-		slog.String("op", k.op), slog.String("crn", k.crn), slog.Int("status", status),
+		slog.String("op", k.op.name), slog.String("crn", k.crn), slog.Int("status", status),
 		slog.Duration("duration", time.Since(start)), slog.Bool("ok", err == nil))
 	return err
 }
@@ -271,22 +293,21 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 	}
 	base, err := c.BaseURL(k.crn)
 	if err != nil {
-		return 0, &Error{Op: k.op, CRN: k.crn, Err: err}
+		return 0, &Error{Op: k.op.name, CRN: k.crn, Err: err, notSent: true}
 	}
 	if !k.noAuth {
 		if err := c.ensureToken(ctx); err != nil {
 			return statusOf(err), err
 		}
 	}
-	if k.method == http.MethodPost && (k.op == "import" || k.op == "channels.create") ||
-		k.method == http.MethodPut && k.op == "channels.create" {
+	if k.op.creates {
 		ctx = context.WithValue(ctx, notIdempotent{}, true)
 	}
 	u, err := url.Parse(base + k.path)
 	if err != nil {
-		return 0, &Error{Op: k.op, CRN: k.crn, Err: err}
+		return 0, &Error{Op: k.op.name, CRN: k.crn, Err: err}
 	}
-	rb := core.NewRequestBuilder(k.method).WithContext(ctx)
+	rb := core.NewRequestBuilder(k.op.method).WithContext(ctx)
 	rb.URL = u
 	rb.AddHeader("Accept", "application/json")
 	for name, vals := range k.query {
@@ -296,14 +317,14 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 	}
 	if k.body != nil {
 		if _, err := rb.SetBodyContentJSON(k.body); err != nil {
-			return 0, &Error{Op: k.op, CRN: k.crn, Err: errors.New("encode request body")}
+			return 0, &Error{Op: k.op.name, CRN: k.crn, Err: errors.New("encode request body")}
 		}
 		// go-sdk-core does not set it by itself, and the service rejects JSON without it.
 		rb.AddHeader("Content-Type", "application/json")
 	}
 	req, err := rb.Build()
 	if err != nil {
-		return 0, &Error{Op: k.op, CRN: k.crn, Err: errors.New("build request")}
+		return 0, &Error{Op: k.op.name, CRN: k.crn, Err: errors.New("build request")}
 	}
 	var svc *core.BaseService
 	if k.noAuth {
@@ -312,7 +333,7 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 		svc, err = c.service(base)
 	}
 	if err != nil {
-		return 0, &Error{Op: k.op, CRN: k.crn, Err: err}
+		return 0, &Error{Op: k.op.name, CRN: k.crn, Err: err}
 	}
 	// Decode straight into the result (a 1000-certificate listing is five pages of
 	// 200: decoding twice was most of the client's cost). Without a result the body is
@@ -332,7 +353,7 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 	resp, err := svc.Request(req, target)
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
-			return resp.StatusCode, errUndecodable(k.op, k.crn)
+			return resp.StatusCode, errUndecodable(k.op.name, k.crn)
 		}
 		return c.classify(ctx, k, resp, err)
 	}
@@ -343,7 +364,7 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 			_ = body.Close()
 			if err != nil {
 				// As when go-sdk-core reads it: a 2xx whose body could not be read.
-				return resp.StatusCode, errUndecodable(k.op, k.crn)
+				return resp.StatusCode, errUndecodable(k.op.name, k.crn)
 			}
 		}
 	}
@@ -411,7 +432,7 @@ func (c *Client) ensureToken(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		e := &Error{Op: "authenticate", Retryable: true}
+		e := &Error{Op: "authenticate", Retryable: true, notSent: true}
 		var ae *core.AuthenticationError
 		if errors.As(err, &ae) && ae.Response != nil {
 			e.StatusCode = ae.Response.StatusCode
@@ -429,12 +450,12 @@ func (c *Client) ensureToken(ctx context.Context) error {
 		}
 		return e
 	case <-ctx.Done():
-		return &Error{Op: "authenticate", Retryable: true, Err: ctx.Err()}
+		return &Error{Op: "authenticate", Retryable: true, Err: ctx.Err(), notSent: true}
 	}
 }
 
 func (c *Client) classify(ctx context.Context, k call, resp *core.DetailedResponse, err error) (int, error) {
-	e := &Error{Op: k.op, CRN: k.crn}
+	e := &Error{Op: k.op.name, CRN: k.crn}
 	if resp == nil || resp.StatusCode == 0 {
 		e.Retryable = true
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -532,7 +553,7 @@ func (c *Client) ListCertificatePages(ctx context.Context, instance string, fn f
 			next = c.fetchPage(ctx, instance, peekDoc, peekOrder)
 		}
 		var p listPage
-		if err := body.decode("list", instance, &p); err != nil {
+		if err := body.decode(opList.name, instance, &p); err != nil {
 			return err
 		}
 		docID, orderBy := p.NextPageInfo.StartWithDocID, p.NextPageInfo.StartWithOrderByValue
@@ -584,7 +605,7 @@ func (c *Client) fetchPage(ctx context.Context, instance, docID, orderBy string)
 	f := &pageFetch{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		f.err = c.do(ctx, call{op: "list", crn: instance, method: http.MethodGet, path: instancePath("v3", instance, "/certificates"), query: q}, &f.body)
+		f.err = c.do(ctx, call{op: opList, crn: instance, path: instancePath("v3", instance, "/certificates"), query: q}, &f.body)
 	}()
 	return f
 }
@@ -628,7 +649,7 @@ func (c *Client) Download(ctx context.Context, cert string) (*CertificateWithDat
 		return nil, &Error{Op: "download", CRN: cert, Err: err}
 	}
 	var out CertificateWithData
-	if err := c.do(ctx, call{op: "download", crn: cert, method: http.MethodGet, path: certPath("v2", cert, "")}, &out); err != nil {
+	if err := c.do(ctx, call{op: opDownload, crn: cert, path: certPath("v2", cert, "")}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -640,7 +661,7 @@ func (c *Client) Metadata(ctx context.Context, cert string) (*Certificate, error
 		return nil, &Error{Op: "metadata", CRN: cert, Err: err}
 	}
 	var out Certificate
-	if err := c.do(ctx, call{op: "metadata", crn: cert, method: http.MethodGet, path: certPath("v1", cert, "/metadata")}, &out); err != nil {
+	if err := c.do(ctx, call{op: opMetadata, crn: cert, path: certPath("v1", cert, "/metadata")}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -652,7 +673,7 @@ func (c *Client) Import(ctx context.Context, instance string, req ImportRequest)
 		return nil, &Error{Op: "import", CRN: instance, Err: err}
 	}
 	var out Certificate
-	if err := c.do(ctx, call{op: "import", crn: instance, method: http.MethodPost, path: instancePath("v3", instance, "/certificates/import"), body: req}, &out); err != nil {
+	if err := c.do(ctx, call{op: opImport, crn: instance, path: instancePath("v3", instance, "/certificates/import"), body: req}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -665,7 +686,7 @@ func (c *Client) Reimport(ctx context.Context, cert string, data Data) (*Certifi
 		return nil, &Error{Op: "reimport", CRN: cert, Err: err}
 	}
 	var out Certificate
-	if err := c.do(ctx, call{op: "reimport", crn: cert, method: http.MethodPut, path: certPath("v1", cert, ""), body: data}, &out); err != nil {
+	if err := c.do(ctx, call{op: opReimport, crn: cert, path: certPath("v1", cert, ""), body: data}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -677,7 +698,7 @@ func (c *Client) UpdateMetadata(ctx context.Context, cert, name, description str
 		return &Error{Op: "update", CRN: cert, Err: err}
 	}
 	body := map[string]string{"name": name, "description": description}
-	return c.do(ctx, call{op: "update", crn: cert, method: http.MethodPost, path: certPath("v3", cert, ""), body: body}, nil)
+	return c.do(ctx, call{op: opUpdate, crn: cert, path: certPath("v3", cert, ""), body: body}, nil)
 }
 
 // Delete deletes a certificate.
@@ -685,7 +706,7 @@ func (c *Client) Delete(ctx context.Context, cert string) error {
 	if _, err := crn.ParseCertificate(cert); err != nil {
 		return &Error{Op: "delete", CRN: cert, Err: err}
 	}
-	return c.do(ctx, call{op: "delete", crn: cert, method: http.MethodDelete, path: certPath("v2", cert, "")}, nil)
+	return c.do(ctx, call{op: opDelete, crn: cert, path: certPath("v2", cert, "")}, nil)
 }
 
 // PublicKey returns the instance's notification public key as PEM. The endpoint is
@@ -696,7 +717,7 @@ func (c *Client) PublicKey(ctx context.Context, instance string) (string, error)
 	}
 	var out publicKeyResponse
 	q := url.Values{"keyFormat": {"pem"}}
-	if err := c.do(ctx, call{op: "publickey", crn: instance, method: http.MethodGet, path: notificationsPath(instance, "/publicKey"), query: q, noAuth: true}, &out); err != nil {
+	if err := c.do(ctx, call{op: opPublicKey, crn: instance, path: notificationsPath(instance, "/publicKey"), query: q, noAuth: true}, &out); err != nil {
 		return "", err
 	}
 	if out.PublicKey == "" {
@@ -711,7 +732,7 @@ func (c *Client) ListChannels(ctx context.Context, instance string) ([]Channel, 
 		return nil, &Error{Op: "channels.list", CRN: instance, Err: err}
 	}
 	var out []Channel
-	if err := c.do(ctx, call{op: "channels.list", crn: instance, method: http.MethodGet, path: notificationsPath(instance, "/channels")}, &out); err != nil {
+	if err := c.do(ctx, call{op: opChannelsList, crn: instance, path: notificationsPath(instance, "/channels")}, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -725,7 +746,7 @@ func (c *Client) CreateChannel(ctx context.Context, instance string, ch Channel)
 	}
 	body := map[string]any{"type": ch.Type, "endpoint": ch.Endpoint, "is_active": ch.IsActive}
 	var out Channel
-	if err := c.do(ctx, call{op: "channels.create", crn: instance, method: http.MethodPut, path: notificationsPath(instance, "/channels"), body: body}, &out); err != nil {
+	if err := c.do(ctx, call{op: opChannelsCreate, crn: instance, path: notificationsPath(instance, "/channels"), body: body}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -741,5 +762,5 @@ func (c *Client) TestChannel(ctx context.Context, instance, channelID string) er
 	if channelID == "" || strings.ContainsAny(channelID, "/?#") {
 		return &Error{Op: "channels.test", CRN: instance, Message: "invalid channel id"}
 	}
-	return c.do(ctx, call{op: "channels.test", crn: instance, method: http.MethodPost, path: notificationsPath(instance, "/channels/"+url.PathEscape(channelID)+"/test")}, nil)
+	return c.do(ctx, call{op: opChannelsTest, crn: instance, path: notificationsPath(instance, "/channels/"+url.PathEscape(channelID)+"/test")}, nil)
 }

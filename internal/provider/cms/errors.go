@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/certbackup/certbackup/internal/engine"
 )
 
 // Error is a failed Certificate Manager (or IAM) call. Its text names the operation,
@@ -21,6 +23,10 @@ type Error struct {
 	Retryable  bool          // 429, 5xx, network: trying again later may succeed
 	RetryAfter time.Duration // from Retry-After on a 429/503, zero when absent
 	Err        error         // the cause (context errors, network errors)
+
+	// notSent: the request never left (no token, no URL), so it cannot have been
+	// carried out.
+	notSent bool
 }
 
 func (e *Error) Error() string {
@@ -49,6 +55,44 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Is answers the engine's error classes (engine.ErrNotFound, ErrRetryable, ...), so
+// that the engine decides on classes and never on this service's status codes.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case engine.ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case engine.ErrRetryable:
+		return e.Retryable
+	case engine.ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests
+	case engine.ErrAmbiguous:
+		return e.ambiguous()
+	case engine.ErrNotSent:
+		return e.notSent
+	case engine.ErrConflict:
+		return e.StatusCode == http.StatusConflict
+	case engine.ErrForbidden:
+		return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+	}
+	return false
+}
+
+// RetryDelay is the service's Retry-After (see engine.RetryAfter).
+func (e *Error) RetryDelay() time.Duration { return e.RetryAfter }
+
+// ambiguous: the request may have been carried out although it failed: no answer at
+// all, or a server error.
+func (e *Error) ambiguous() bool {
+	switch {
+	case e.notSent:
+		return false
+	case e.StatusCode == 0:
+		return true
+	default:
+		return e.StatusCode >= 500
+	}
+}
+
 // IsNotFound reports whether err is a 404 from the service.
 func IsNotFound(err error) bool { return statusOf(err) == http.StatusNotFound }
 
@@ -70,14 +114,7 @@ func IsAmbiguous(err error) bool {
 	if !errors.As(err, &e) {
 		return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 	}
-	switch {
-	case e.Op == "authenticate":
-		return false // the call itself was never sent
-	case e.StatusCode == 0:
-		return true // no answer at all
-	default:
-		return e.StatusCode >= 500
-	}
+	return e.ambiguous()
 }
 
 // StatusCode returns the HTTP status of a failed call, 0 when there was none.

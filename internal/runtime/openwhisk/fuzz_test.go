@@ -1,4 +1,4 @@
-package action_test
+package openwhisk_test
 
 import (
 	"bytes"
@@ -19,9 +19,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/certbackup/certbackup/internal/action"
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/runtime/openwhisk"
 )
 
 // Fixed CRNs, so that a seed naming them means the same in the fuzzing coordinator and
@@ -253,14 +253,14 @@ func FuzzHandle(f *testing.F) {
 		w.strange = nil
 		w.mu.Unlock()
 		var logs bytes.Buffer
-		a := action.New(action.Options{
+		a := openwhisk.New(openwhisk.Options{
 			Logger:           slog.New(slog.NewJSONHandler(&logs, nil)),
 			HTTPClient:       w.client,
 			MinRetryInterval: time.Millisecond, MaxRetryInterval: 5 * time.Millisecond,
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		res := a.Handle(ctx, action.Meta{ActivationID: "fuzz", Deadline: time.Now().Add(60 * time.Second)}, params)
+		res := a.Handle(ctx, openwhisk.Meta{ActivationID: "fuzz", Deadline: time.Now().Add(60 * time.Second)}, params)
 
 		require.NotNil(t, res, "Handle returned no result (a recovered panic?)")
 		status, ok := res["statusCode"].(int)

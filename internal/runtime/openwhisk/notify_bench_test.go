@@ -1,9 +1,9 @@
 //go:build unix
 
-package action_test
+package openwhisk_test
 
 // Benchmarks of the notification path (issue 7): one signed Certificate Manager
-// notification about one certificate, handled in-process by action.Handle exactly as
+// notification about one certificate, handled in-process by openwhisk.Action.Handle exactly as
 // the exec binary handles a web activation (JWT verification, replication, the web
 // response encoded as the JSON line ActionLoop writes), against the simulator with a
 // fixed per-request latency, so that round trips decide the time as with the real
@@ -26,9 +26,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/action"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
+	"github.com/certbackup/certbackup/internal/runtime/openwhisk"
 	"github.com/certbackup/certbackup/test/harness"
 )
 
@@ -150,16 +150,16 @@ func (w *notifyWorld) request(token string) map[string]any {
 }
 
 // newContainer is a new Action with its own connections, as a cold container has.
-func newContainer() (*action.Action, *http.Client) {
+func newContainer() (*openwhisk.Action, *http.Client) {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	return action.New(action.Options{HTTPClient: hc}), hc
+	return openwhisk.New(openwhisk.Options{HTTPClient: hc}), hc
 }
 
 // handle runs one activation as exec does (Handle, then the result encoded as the
 // JSON line ActionLoop writes) and returns the time it took.
-func handle(tb testing.TB, a *action.Action, params map[string]any, want string) time.Duration {
+func handle(tb testing.TB, a *openwhisk.Action, params map[string]any, want string) time.Duration {
 	start := time.Now()
-	res := a.Handle(context.Background(), action.Meta{ActivationID: "bench", Deadline: time.Now().Add(60 * time.Second)}, params)
+	res := a.Handle(context.Background(), openwhisk.Meta{ActivationID: "bench", Deadline: time.Now().Add(60 * time.Second)}, params)
 	line, err := json.Marshal(res)
 	wall := time.Since(start)
 	if err != nil {
@@ -279,7 +279,7 @@ func BenchmarkNotifyFanout(b *testing.B) {
 			}
 			type side struct {
 				w      *notifyWorld
-				a      *action.Action
+				a      *openwhisk.Action
 				token  string
 				wall   time.Duration
 				calls  int

@@ -1,0 +1,306 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/engine/match"
+	"github.com/certbackup/certbackup/internal/pemutil"
+)
+
+// CopyOptions are hints from a caller that already listed the backup (the reconcile).
+type CopyOptions struct {
+	// KnownDifferent: the caller saw from the metadata that the copy holds another
+	// certificate, so the copy is reimported without being downloaded first.
+	KnownDifferent bool
+
+	// prefetched is the read of the cached copy, started while the source was being
+	// downloaded (ReplicateCertificate), so that a warm replay costs one round trip.
+	prefetched <-chan prefetch
+}
+
+// copyJob is one source certificate on its way into one backup: what the steps of
+// CopyTo learn, in the order they learn it.
+type copyJob struct {
+	e      *Engine
+	t      engine.Target
+	src    *engine.Downloaded
+	want   string // the source bundle's digest
+	labels engine.Labels
+	opts   CopyOptions
+	// relist: nobody listed t for us, so an import is followed by a listing that
+	// detects a racing import (the reconcile, which lists every backup once, skips it:
+	// a restore of 1000 certificates must not cost 1000 listings).
+	relist bool
+
+	found match.Found
+	read  *engine.Downloaded // the copy as last read; nil when it must be read again
+	wrote Outcome            // the first write made, "" when none
+}
+
+// CopyTo makes src (already checked into bundle) exist in t. found is what the caller
+// already knows of t from a fresh listing; nil means look it up.
+func (e *Engine) CopyTo(ctx context.Context, t engine.Target, src *engine.Downloaded, bundle *pemutil.Bundle, found *match.Found, opts CopyOptions) PairResult {
+	j := &copyJob{
+		e: e, t: t, src: src, want: bundle.Digest(), opts: opts, relist: found == nil,
+		labels: t.Fit(match.Want(src.Certificate)),
+	}
+	r := PairResult{SourceCRN: src.ID, Name: src.Name, Backup: t.Instance(), Fingerprint: pemutil.Fingerprint(bundle.Leaf)}
+	if found != nil {
+		j.found = *found
+	} else if err := j.find(ctx); err != nil {
+		failWith(&r, fmt.Errorf("find the copy: %w", err))
+		return r
+	}
+	r.Conflicts = match.IDs(j.found.Conflicts)
+	for _, step := range []func(context.Context) error{j.ensureExists, j.readCopy, j.updateMaterial, j.updateLabels, j.verify} {
+		if err := step(ctx); err != nil {
+			if j.found.Copy != nil {
+				r.CopyCRN = j.found.Copy.ID
+			}
+			var v verificationError
+			if errors.As(err, &v) {
+				r.Outcome, r.ErrorClass, r.Message = Failed, engine.ClassVerification, v.Error()
+				return r
+			}
+			failWith(&r, err)
+			return r
+		}
+	}
+	r.CopyCRN, r.Verified = j.found.Copy.ID, true
+	r.RemovedDuplicates, r.Message = j.removeExtras(ctx)
+	r.Outcome = j.outcome()
+	if r.Outcome == Conflict {
+		r.Message = "imported beside a certificate of the same name that is not a copy; that certificate was left untouched"
+	}
+	return r
+}
+
+// find looks the copy up: through the cache when it knows the copy (one call, which
+// also reads it), else by listing the backup.
+func (j *copyJob) find(ctx context.Context) error {
+	backup := j.t.Instance()
+	if known := j.e.Cache.get(backup, j.src.ID); known != "" {
+		var cp *engine.Downloaded
+		var err error
+		if p, ok := receive(ctx, j.opts.prefetched); ok && p.id == known {
+			cp, err = p.cp, p.err
+		} else {
+			cp, err = j.t.Download(ctx, known)
+		}
+		switch {
+		case err == nil && match.IsCopyOf(cp.Certificate, j.src.ID):
+			// Conflicts are not re-checked on this path: they were reported when the
+			// copy was made, and a warm replay must stay cheap.
+			j.found, j.read = match.Found{Copy: &cp.Certificate}, cp
+			return nil
+		case err == nil || errors.Is(err, engine.ErrNotFound):
+			j.e.Cache.put(backup, j.src.ID, "")
+		default:
+			return err
+		}
+	}
+	all, err := j.t.List(ctx)
+	if err != nil {
+		return err
+	}
+	j.found = match.Find(all, j.src.ID, j.src.Name)
+	return nil
+}
+
+// ensureExists imports a copy when there is none.
+func (j *copyJob) ensureExists(ctx context.Context) error {
+	if j.found.Copy != nil {
+		return nil
+	}
+	imported, err := j.importOnce(ctx)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	j.wrote, j.read = Imported, nil
+	j.found = match.Found{Copy: imported, Conflicts: j.found.Conflicts}
+	if !j.relist {
+		return nil
+	}
+	// Another activation may have imported the same source at the same time: list
+	// again, and let every activation converge on the same winner (the smallest ID).
+	all, err := j.t.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list after import: %w", err)
+	}
+	if f := match.Find(all, j.src.ID, j.src.Name); f.Copy != nil {
+		f.Conflicts = j.found.Conflicts
+		j.found = f
+	} // else not yet visible in the listing: trust the import's answer
+	return nil
+}
+
+// importAttempts bounds the imports of one copy whose earlier attempts ended without
+// an answer (a provider never resends an import by itself: see engine.ErrAmbiguous).
+const importAttempts = 3
+
+// importOnce imports so that at most one copy results: after a failure that leaves it
+// unknown whether the service imported it, it lists the backup and takes the copy it
+// finds; only when there is none does it import again.
+func (j *copyJob) importOnce(ctx context.Context) (*engine.Certificate, error) {
+	for attempt := 1; ; attempt++ {
+		imported, err := j.t.Import(ctx, j.labels, j.src.Material)
+		if err == nil || !engine.IsAmbiguous(err) || attempt == importAttempts {
+			return imported, err
+		}
+		all, lerr := j.t.List(ctx)
+		if lerr != nil {
+			return nil, err
+		}
+		if f := match.Find(all, j.src.ID, j.src.Name); f.Copy != nil {
+			return f.Copy, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+}
+
+// readCopy reads the copy before deciding what to write, unless the caller knows it
+// differs (it is then reimported unread). After an import the copy is read as well: if
+// a racing activation's copy won, this read is what tells whether it holds our
+// material.
+func (j *copyJob) readCopy(ctx context.Context) error {
+	if j.wrote == "" && j.opts.KnownDifferent {
+		j.read = nil
+		return nil
+	}
+	if j.read != nil && j.read.ID == j.found.Copy.ID {
+		return nil
+	}
+	got, err := j.t.Download(ctx, j.found.Copy.ID)
+	for retry := 0; errors.Is(err, engine.ErrNotFound) && j.relist && retry < 3; retry++ {
+		// A racing activation imported a copy with a smaller ID after our listing and
+		// removed the one we took for the winner: converge on the new winner.
+		all, lerr := j.t.List(ctx)
+		if lerr != nil {
+			break
+		}
+		f := match.Find(all, j.src.ID, j.src.Name)
+		if f.Copy == nil {
+			break
+		}
+		f.Conflicts = j.found.Conflicts
+		j.found = f
+		got, err = j.t.Download(ctx, j.found.Copy.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("read the copy: %w", err)
+	}
+	j.read = got
+	return nil
+}
+
+// updateMaterial reimports the copy when it does not hold the source's material.
+func (j *copyJob) updateMaterial(ctx context.Context) error {
+	if j.read != nil && sameMaterial(j.read, j.src, j.want) {
+		return nil
+	}
+	if _, err := j.t.Reimport(ctx, j.found.Copy.ID, j.src.Material); err != nil {
+		return fmt.Errorf("reimport: %w", err)
+	}
+	j.noteWrite(Reimported)
+	return nil
+}
+
+// updateLabels sets the copy's name, description and marker when they differ.
+func (j *copyJob) updateLabels(ctx context.Context) error {
+	current := *j.found.Copy
+	if j.read != nil {
+		current = j.read.Certificate
+	}
+	if engine.LabelsOf(current) == j.labels {
+		return nil
+	}
+	if err := j.t.UpdateLabels(ctx, j.found.Copy.ID, j.labels); err != nil {
+		return fmt.Errorf("update name and description: %w", err)
+	}
+	j.noteWrite(Updated)
+	return nil
+}
+
+// verify reads the copy back after any write and checks that it holds the source's
+// material and labels; it then remembers where the copy is.
+func (j *copyJob) verify(ctx context.Context) error {
+	backup := j.t.Instance()
+	if j.read == nil {
+		got, err := j.t.Download(ctx, j.found.Copy.ID)
+		if err != nil {
+			return fmt.Errorf("read the copy back: %w", err)
+		}
+		j.read = got
+	}
+	if !sameMaterial(j.read, j.src, j.want) || engine.LabelsOf(j.read.Certificate) != j.labels {
+		j.e.Cache.put(backup, j.src.ID, "")
+		return verificationError{}
+	}
+	j.e.Cache.put(backup, j.src.ID, j.found.Copy.ID)
+	return nil
+}
+
+type verificationError struct{}
+
+func (verificationError) Error() string {
+	return "the copy read back does not hold the source certificate"
+}
+
+// removeExtras deletes the further copies of the same source once the copy is
+// verified. A failure is harmless (the extra copy holds the same source; the next run
+// removes it) and is reported in the message.
+func (j *copyJob) removeExtras(ctx context.Context) (removed []string, message string) {
+	for _, extra := range j.found.Extra {
+		if extra.ID == j.found.Copy.ID {
+			continue // never the copy itself, whatever a listing said
+		}
+		if err := j.t.Delete(ctx, extra.ID); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			message = fmt.Sprintf("duplicate copy %s not removed yet: %v", extra.ID, err)
+			continue
+		}
+		removed = append(removed, extra.ID)
+	}
+	return removed, message
+}
+
+// noteWrite records a write; the first one names the outcome. Any write means the
+// copy must be read back.
+func (j *copyJob) noteWrite(o Outcome) {
+	if j.wrote == "" {
+		j.wrote = o
+	}
+	j.read = nil
+}
+
+// outcome of a verified copy. Conflict is decided when the copy is first made: later
+// replays may take the cached path, which does not list the backup, and must report
+// the same outcome for the same state of the copy.
+func (j *copyJob) outcome() Outcome {
+	switch {
+	case j.wrote == Imported && len(j.found.Conflicts) > 0:
+		return Conflict
+	case j.wrote != "":
+		return j.wrote
+	default:
+		return Unchanged
+	}
+}
+
+// sameMaterial reports whether the copy holds the source's material: equal text first
+// (the common case, and free), else the same certificate, key and chain whatever their
+// PEM formatting (the service may store it normalised).
+func sameMaterial(cp, src *engine.Downloaded, want string) bool {
+	if cp.Material == src.Material {
+		return true
+	}
+	b, err := pemutil.ParseBundle(cp.Material.Certificate, cp.Material.PrivateKey, cp.Material.Intermediate)
+	return err == nil && b.Digest() == want
+}
