@@ -17,8 +17,9 @@ import (
 
 // Allow-lists: the yaml struct tags of wskdeploy's parsers/yamlparser.go (the
 // manifest is decoded with yaml.UnmarshalStrict, so any other key is an error;
-// reference §3.2), minus deprecated aliases (`location`, `source`). Note there
-// is no `kind` key: §3.2's "alias kind per spec" would be rejected.
+// docs/services/openwhisk.md §9.2), minus deprecated aliases (`location`, `source`).
+// Note there is no `kind` key: the specification's alias `kind` would be rejected
+// (§9.2).
 var (
 	topKeys     = []string{"project"}
 	projectKeys = []string{"name", "namespace", "credential", "apiHost", "apigwAccessToken", "version", "packages", "inputs", "config"}
@@ -31,9 +32,12 @@ var (
 	ruleKeys    = []string{"trigger", "action", "rule", "description", "annotations"}
 	// A mapping under inputs is a multi-line parameter only if all its keys are these.
 	paramKeys = []string{"type", "description", "value", "required", "default", "status", "schema"}
-	// Parameters of /whisk.system/alarms/alarm (reference §4), without the deprecated maxTriggers.
+	// Parameters of /whisk.system/alarms/alarm (docs/services/openwhisk.md §10), without
+	// the deprecated maxTriggers.
 	alarmKeys = []string{"cron", "timezone", "trigger_payload", "startDate", "stopDate", "strict"}
-	// A single-line value equal to one of these is a type declaration (reference §3.3, parameters.go).
+	// A single-line value equal to one of the first five is a type declaration; the rest
+	// are the parser's aliases of them, refused as values too (docs/services/openwhisk.md
+	// §9.3, parameters.go).
 	typeNames = []string{"string", "integer", "float", "boolean", "json", "int", "bool", "int8", "int16", "int32",
 		"int64", "float32", "float64", "map", "slice"}
 )
@@ -209,7 +213,7 @@ func manifestProblems(doc string) []string {
 	}
 	pkg := pkgs.children[0]
 	if pkg.key != "$PACKAGE_NAME" {
-		bad("package is %q, want $PACKAGE_NAME (interpolated, reference §3.3)", pkg.key)
+		bad("package is %q, want $PACKAGE_NAME (interpolated, docs/services/openwhisk.md §9.3)", pkg.key)
 	}
 	allowed(pkg, "package", packageKeys)
 
@@ -256,7 +260,7 @@ func manifestProblems(doc string) []string {
 				allowed(c, "parameter "+c.key, paramKeys)
 			}
 			if slices.Contains(typeNames, c.value) {
-				bad("line %d: input %s = %q is a type name, not a value (reference §3.3)", c.line, c.key, c.value)
+				bad("line %d: input %s = %q is a type name, not a value (docs/services/openwhisk.md §9.3)", c.line, c.key, c.value)
 			}
 			inputsOf[a.key][c.key] = c.value
 		}

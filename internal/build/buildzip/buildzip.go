@@ -3,7 +3,7 @@
 // The Go runtime's proxy treats a zip whose root holds an executable `exec` as
 // precompiled and, because every Go image sets OW_EXECUTION_ENV, refuses to
 // start it unless the root also holds `exec.env` whose content equals that
-// variable (see the OpenWhisk Go runtime reference, §1.3). The archive written
+// variable (docs/services/openwhisk.md §2.2). The archive written
 // here therefore has exactly two root entries, `exec` (0755) and `exec.env`
 // (0644, no trailing newline), in that order, deflated, with a fixed
 // modification time, so that the same inputs always give the same bytes.

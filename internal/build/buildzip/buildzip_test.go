@@ -91,7 +91,7 @@ func TestKindForActions(t *testing.T) {
 }
 
 // TestKindFromRepoManifest pins the shipped manifest's runtime: the Go runtime
-// IBM Cloud Functions offered last (reference §1.1).
+// IBM Cloud Functions offered last (docs/services/openwhisk.md §2.1).
 func TestKindFromRepoManifest(t *testing.T) {
 	doc, err := os.ReadFile("../../../manifest.yaml")
 	require.NoError(t, err)

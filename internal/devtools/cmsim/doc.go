@@ -1,9 +1,9 @@
 // Package simulator is an in-process stand-in for IBM Cloud IAM and any number of IBM
 // Cloud Certificate Manager instances in any regions. Both services have reached end of
 // life, so every test, benchmark and the local demo run against this http.Handler. It
-// follows /work/shared/reference/certificate-manager-api.md; where that reference marks
-// a behaviour UNVERIFIED, the simulator picks the stricter plausible one, so that code
-// which passes here has not relied on the simulator being lenient.
+// follows docs/services/certificate-manager.md; where that document marks a behaviour
+// UNVERIFIED, the simulator picks the stricter plausible one, so that code which passes
+// here has not relied on the simulator being lenient.
 //
 // # URLs
 //
@@ -22,7 +22,7 @@
 // It never writes key material or tokens into an error body, a log line or a String
 // method: error messages describe what is wrong without quoting the input.
 //
-// # Choices where the reference is UNVERIFIED
+// # Choices where the documentation is UNVERIFIED
 //
 //  1. Routing is exact: the documented method and path only, no trailing slash,
 //     case-sensitive segments (publicKey, not publickey). A known path with another
@@ -94,7 +94,7 @@
 //     write may have happened. Fault.AfterOp goes further: the write happens and the
 //     response is replaced or dropped. Faults act before authentication, like a gateway.
 //  19. In notifications, domains is the certificate's domains joined with "," (no
-//     space); the reference shows only single-domain examples.
+//     space); the payloads on record show only single domains.
 //  20. The order policy (PUT /api/v1/certificate/{cert}/order/policy) needs Manager, as
 //     order and renew do (the role table does not list it). The body is
 //     {"auto_renew_enabled": bool}: an absent value means false, because IBM's Go SDK

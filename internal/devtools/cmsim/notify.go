@@ -21,7 +21,7 @@ import (
 	"github.com/certbackup/certbackup/internal/crn"
 )
 
-// Event types of reference §12.
+// Event types of docs/services/certificate-manager.md §12.
 const (
 	EventTestNotificationChannel           = "test_notification_channel"
 	EventCertAboutToExpireReimportRequired = "cert_about_to_expire_reimport_required"
@@ -38,8 +38,8 @@ const (
 )
 
 // minVersion is the lowest Callback URL channel version that receives each lifecycle
-// event (reference §12). Domain-validation events have another payload and are not
-// simulated.
+// event (docs/services/certificate-manager.md §12). Domain-validation events have another
+// payload and are not simulated.
 var minVersion = map[string]int{
 	EventTestNotificationChannel:           1,
 	EventCertAboutToExpireReimportRequired: 1,
@@ -60,7 +60,8 @@ const (
 	dashboardPrefix      = "https://cloud.ibm.com/services/cloudcerts/"
 	// jwtHeader is base64url(`{"alg":"RS256"}`): exactly the real header, no "typ", no "kid".
 	jwtHeader = "eyJhbGciOiJSUzI1NiJ9"
-	// The dummy certificate of the real test notification (reference §11.4).
+	// The dummy certificate of the real test notification
+	// (docs/services/certificate-manager.md §11.4).
 	testCertID        = "12345678-9012-3456-7890-123456789012"
 	testCertDomains   = "notification.test.com"
 	testCertExpiresOn = "2021-07-03T12:00:00.000Z"

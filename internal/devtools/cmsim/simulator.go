@@ -20,7 +20,8 @@ import (
 // Manager can do everything Writer can, Writer everything Reader can.
 type Role int
 
-// The three service roles of Certificate Manager (reference §3).
+// The three service roles of Certificate Manager (docs/services/certificate-manager.md
+// §4.3).
 const (
 	Reader Role = iota + 1
 	Writer

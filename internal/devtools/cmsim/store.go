@@ -15,7 +15,7 @@ import (
 	"github.com/certbackup/certbackup/internal/pemutil"
 )
 
-// Limits of docs/services/certificate-manager.md §13.
+// Limits of docs/services/certificate-manager.md §14.
 const (
 	maxCertificates   = 1000
 	maxNameLen        = 256
@@ -24,10 +24,12 @@ const (
 	perInstPerMinute  = 5 // order, renew, channel create
 )
 
-// keyMismatchMessage is the documented text for a key that does not match (reference §5.2).
+// keyMismatchMessage is the documented text for a key that does not match
+// (docs/services/certificate-manager.md §5.2).
 const keyMismatchMessage = "The private key doesn't match the certificate that you're trying to import. Ensure that they match and try again."
 
-// Metadata is a certificate as the API describes it (reference §5.1).
+// Metadata is a certificate as the API describes it (docs/services/certificate-manager.md
+// §5.1).
 type Metadata struct {
 	ID           string        `json:"_id"`
 	Name         string        `json:"name"`
@@ -62,8 +64,8 @@ type OrderPolicy struct {
 }
 
 // Data is the PEM material of a certificate. PrivKey and Intermediate are omitted from
-// JSON when the certificate has none (reference §5.2 leaves "" or absent open; absent is
-// what bluemix-go's omitempty model produces).
+// JSON when the certificate has none (docs/services/certificate-manager.md §5.2 leaves ""
+// or absent open; absent is what bluemix-go's omitempty model produces).
 type Data struct {
 	Content      string `json:"content"`
 	PrivKey      string `json:"priv_key,omitempty"`

@@ -5,9 +5,8 @@
 // protocol (Start, Process.Run, Pool), and put the controller's web-action
 // layer in front of it (NewWebAction).
 //
-// The behaviour follows the team's OpenWhisk reference
-// (shared/reference/openwhisk-go-runtime.md §1.3–1.11 and §2.3–2.5): status
-// codes and messages are the platform's.
+// The behaviour follows docs/services/openwhisk.md (§2–§7 and §8.3–§8.5):
+// status codes and messages are the platform's.
 // Where the harness is deliberately stricter than the platform, the doc
 // comment says so.
 //
@@ -24,11 +23,12 @@ import "time"
 
 const (
 	// DefaultExecutionEnv is OW_EXECUTION_ENV of the image behind IBM's
-	// go:1.21 kind, which exec.env must match (reference §1.1, §1.3).
+	// go:1.21 kind, which exec.env must match (docs/services/openwhisk.md §2.1,
+	// §2.2).
 	DefaultExecutionEnv = "openwhisk/action-golang-v1.21"
 
 	// DefaultProxyVersion is what the runtime proxy puts in
-	// __OW_PROXY_VERSION (a stale internal number, reference §1.6).
+	// __OW_PROXY_VERSION (a stale internal number, docs/services/openwhisk.md §5.1).
 	DefaultProxyVersion = "1.17.1"
 
 	// DefaultTimeout is OpenWhisk's default action time limit.

@@ -22,7 +22,7 @@ import (
 )
 
 // Errors from Start and Run. The first three carry the runtime proxy's own
-// messages for a failed start (reference §1.6).
+// messages for a failed start (docs/services/openwhisk.md §4.2).
 var (
 	ErrExitedDuringInit = errors.New("command exited abruptly during initialization")
 	ErrNotInitialized   = errors.New("the action did not initialize properly")
@@ -35,7 +35,8 @@ var (
 	ErrClosed = errors.New("owproxy: closed")
 )
 
-// Proxy answers to /run (reference §1.5), newline included as the proxy sends them.
+// Proxy answers to /run (docs/services/openwhisk.md §3.4), newline included as the proxy
+// sends them.
 var (
 	bodyCommandExited  = []byte(`{"error":"command exited"}` + "\n")
 	bodyNoAction       = []byte(`{"error":"no action defined yet"}` + "\n")
@@ -79,7 +80,8 @@ func (o Options) withDefaults() Options {
 }
 
 // environment is the child's complete environment. The proxy replaces the
-// environment rather than extending it: no PATH, no HOME, no TZ (§1.6).
+// environment rather than extending it: no PATH, no HOME, no TZ
+// (docs/services/openwhisk.md §5.1).
 func (o Options) environment() ([]string, error) {
 	env := map[string]string{
 		"__OW_EXECUTION_ENV": o.ExecutionEnv,
@@ -148,7 +150,8 @@ type Process struct {
 	closing   chan struct{}
 }
 
-// Start launches exec as the Go runtime proxy does (reference §1.6, §1.11):
+// Start launches exec as the Go runtime proxy does (docs/services/openwhisk.md §4,
+// §5.1, §7):
 // no arguments; only the __OW_* variables of Options and InitEnv in the
 // environment; stdin a pipe; fd 3 the write end of a pipe for results;
 // stdout and stderr captured. It then waits for the ack line, parsed as JSON
@@ -372,7 +375,8 @@ func NewID() string {
 	return hex.EncodeToString(b)
 }
 
-// Run sends one activation and returns the proxy's answer (reference §1.5):
+// Run sends one activation and returns the proxy's answer (docs/services/openwhisk.md
+// §3.4):
 //
 //	200 + the result line        result is a JSON object or array (or null, which the proxy lets through)
 //	502 did not return a dictionary or array   result line is anything else
@@ -475,7 +479,7 @@ func isDictOrArray(line []byte) bool {
 	return t[0] == '{' || t[0] == '[' || bytes.Equal(t, []byte("null"))
 }
 
-// encodeRun builds the /run object of reference §1.5 and its deadline.
+// encodeRun builds the /run object of docs/services/openwhisk.md §3.3 and its deadline.
 func encodeRun(ctx context.Context, params map[string]any, meta RunMeta) ([]byte, time.Time, error) {
 	timeout := meta.Timeout
 	if timeout <= 0 {

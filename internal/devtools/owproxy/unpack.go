@@ -138,7 +138,7 @@ func extract(f *zip.File, dir string, budget *int64) error {
 	return closeErr
 }
 
-// checkELF is the packaging check of reference §1.11 item 8: the proxy's own
+// checkELF is the packaging check of docs/services/openwhisk.md §7 item 8: the proxy's own
 // test (ELF magic) plus the machine, which the proxy does not check.
 func checkELF(path string) error {
 	f, err := os.Open(path)

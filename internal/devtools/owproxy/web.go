@@ -85,7 +85,7 @@ var reserved = map[string]bool{
 }
 
 // NewWebAction returns the controller's web-action layer for a non-raw web
-// action (reference §2.3–2.5): it turns the HTTP request into parameters,
+// action (docs/services/openwhisk.md §8.3–§8.5): it turns the HTTP request into parameters,
 // runs the activation and turns the result into the HTTP response the
 // extension asks for.
 //
@@ -491,7 +491,7 @@ func resultAsText(w http.ResponseWriter, result any, tid string) {
 type header struct{ name, value string }
 
 // resultAsHTTP is the .http transcoder: statusCode, headers and body of the
-// result object (reference §2.4).
+// result object (docs/services/openwhisk.md §8.4).
 func resultAsHTTP(w http.ResponseWriter, result any, tid string) {
 	invalid := func() { terminate(w, http.StatusBadRequest, msgInvalidMedia("message/http"), tid) }
 	obj, ok := result.(map[string]any)

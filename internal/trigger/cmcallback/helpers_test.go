@@ -21,7 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The source instance of the captured real payloads (reference §11.4).
+// The source instance of the captured real payloads (docs/services/certificate-manager.md
+// §11.4).
 const (
 	account   = "30f0a21f77994b9eb414b37300e2ced1"
 	srcGUID   = "91a17928-da3c-4465-9c4b-f1a6b4dce684"

@@ -20,8 +20,8 @@ import (
 	"time"
 )
 
-// Event types of Certificate Manager notifications (reference §12, the complete
-// documented list).
+// Event types of Certificate Manager notifications (docs/services/certificate-manager.md
+// §12, the complete documented list).
 const (
 	EventTestNotificationChannel           = "test_notification_channel"
 	EventCertAboutToExpireReimportRequired = "cert_about_to_expire_reimport_required"
@@ -69,8 +69,8 @@ func (a Action) String() string {
 }
 
 // Classify maps an event type to the Action of a backup mirror. Only the three events
-// that mean "the certificate content is new" replicate (reference §12 and the HA/DR doc:
-// reimport, order, renewal).
+// that mean "the certificate content is new" replicate (docs/services/certificate-manager.md
+// §12, with the HA/DR doc it quotes: reimport, order, renewal).
 func Classify(eventType string) Action {
 	switch eventType {
 	case EventCertIssued, EventCertRenewed, EventCertReimported:

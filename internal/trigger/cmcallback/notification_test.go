@@ -146,7 +146,8 @@ func TestVerifyValid(t *testing.T) {
 	}
 }
 
-// TestCapturedPayloads signs the two real payloads of reference §11.4 byte for byte
+// TestCapturedPayloads signs the two real payloads of docs/services/certificate-manager.md
+// §11.4 byte for byte
 // (the originals' key is not public) and checks every decoded field.
 func TestCapturedPayloads(t *testing.T) {
 	load := func(name string) []byte {

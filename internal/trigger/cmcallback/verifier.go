@@ -16,9 +16,9 @@ import (
 )
 
 // KeyFunc fetches the PEM public key of the pinned source instance from that instance's
-// own regional endpoint (reference §8). The URL is derived from configuration, never from
-// a token. It should honour ctx and have its own timeout. Its errors are wrapped into
-// ErrKeyUnavailable and must not contain key material.
+// own regional endpoint (docs/services/certificate-manager.md §8). The URL is derived
+// from configuration, never from a token. It should honour ctx and have its own timeout.
+// Its errors are wrapped into ErrKeyUnavailable and must not contain key material.
 type KeyFunc func(ctx context.Context) (pemPublicKey string, err error)
 
 // Config configures a Verifier.
