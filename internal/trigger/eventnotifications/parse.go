@@ -45,8 +45,10 @@ var errTooManySecrets = fmt.Errorf("data.secrets has more than %d entries", MaxS
 //
 // Errors: ErrConfig (sourceInstanceCRN is not a Secrets Manager instance CRN),
 // ErrTooLarge, ErrMalformed, ErrWrongInstance, ErrForeignSecret. When two things are
-// wrong the error is the first found in this order: size, JSON shape and types, source,
-// data.source_instance_crn, event type, secrets (in array order).
+// wrong the error is the first found in this order: the body's size; JSON syntax,
+// duplicate keys, field types and the number of secrets (in body order); source; data;
+// data.source_instance_crn; specversion; event type; secret type; secrets (in array
+// order).
 func Parse(body []byte, sourceInstanceCRN string) (*Notification, error) {
 	src, err := crn.ParseSecretsManagerInstance(sourceInstanceCRN)
 	if err != nil {
