@@ -35,9 +35,9 @@
 //	DELETE secret_groups/{id}                       Manager        204, only when empty
 //	GET    secret_groups/{group name}/secret_types/{type}/secrets/{name}  SecretsReader
 //
-// Checks run in this order: route (404, 405), an injected fault or Options.RateLimit,
-// token (401), role (403), query parameters (400), then the request (404 for an unknown
-// secret, 415, 400, 412, 409).
+// Checks run in this order: an injected fault, route (404, 405), Options.RateLimit
+// (429), token (401), role (403), query parameters (400), then the request (404 for an
+// unknown secret, 415, 400, 412, 409).
 //
 // # What it must never do
 //
@@ -86,49 +86,49 @@
 //     IBM documents. The locks API itself is not served: tests lock through LockSecret,
 //     LockVersion and Unlock.
 //  10. Versions: two keep their payload (current and previous), metadata of at most 50
-//      is kept; versions are listed newest first. GET of a version without payload
-//      answers 200 with payload_available false and no payload fields. "previous" of a
-//      secret with one version is 404.
+//     is kept; versions are listed newest first. GET of a version without payload
+//     answers 200 with payload_available false and no payload fields. "previous" of a
+//     secret with one version is 404.
 //  11. Only an Active (1) secret returns a payload; Pre-activation, Suspended,
-//      Deactivated and Destroyed answer without one. Destroyed deletes the payloads and
-//      locks. A destroyed secret gets no new version (400).
+//     Deactivated and Destroyed answer without one. Destroyed deletes the payloads and
+//     locks. A destroyed secret gets no new version (400).
 //  12. downloaded is the current version's flag: set when a GET returns its payload,
-//      false again after a new version. The create and new-version answers carry no
-//      payload.
+//     false again after a new version. The create and new-version answers carry no
+//     payload.
 //  13. updated_at changes only on a metadata PATCH, not on a new version, so that a
-//      client cannot find rotations by sort=-updated_at.
+//     client cannot find rotations by sort=-updated_at.
 //  14. Listing: default order is by id (unrelated to creation); sort ties are broken by
-//      id; expiration_date puts secrets without a certificate last. limit 1–1000
-//      (default 200), offset 0–10 000 000, search 2–128 characters (case-sensitive
-//      substring of id, name, description, labels, type), groups ≤201 UUIDs or default,
-//      secret_types known types, match_all_labels ≤30 (exact, case-sensitive). Links are
-//      absolute URLs on the request's host with the filters and limit; first never has
-//      an offset, next/previous/last have one when it is not 0; next is omitted on the
-//      last page, previous on the first. Offsets over a collection that changes between
-//      pages may skip or repeat secrets, as with any offset paging.
+//     id; expiration_date puts secrets without a certificate last. limit 1–1000
+//     (default 200), offset 0–10 000 000, search 2–128 characters (case-sensitive
+//     substring of id, name, description, labels, type), groups ≤201 UUIDs or default,
+//     secret_types known types, match_all_labels ≤30 (exact, case-sensitive). Links are
+//     absolute URLs on the request's host with the filters and limit; first never has
+//     an offset, next/previous/last have one when it is not 0; next is omitted on the
+//     last page, previous on the first. Offsets over a collection that changes between
+//     pages may skip or repeat secrets, as with any offset paging.
 //  15. Empty labels, custom_metadata, description and alt_names are left out of
-//      answers, as the real service was seen to leave out labels and custom_metadata.
+//     answers, as the real service was seen to leave out labels and custom_metadata.
 //  16. Certificate metadata: common_name is the subject CN; alt_names the DNS SANs
-//      without the CN; issuer the issuer's CN (its full DN when it has none);
-//      key_algorithm RSA<bits> or ECDSA<bits> (the API's enum style); signing_algorithm
-//      Go's x509 name (SHA256-RSA, ECDSA-SHA256), which matches the one value seen from
-//      the real service; serial_number lower-case colon hex; times RFC 3339 UTC with
-//      milliseconds (2024-05-22T15:46:26.000Z), as seen from the real service.
+//     without the CN; issuer the issuer's CN (its full DN when it has none);
+//     key_algorithm RSA<bits> or ECDSA<bits> (the API's enum style); signing_algorithm
+//     Go's x509 name (SHA256-RSA, ECDSA-SHA256), which matches the one value seen from
+//     the real service; serial_number lower-case colon hex; times RFC 3339 UTC with
+//     milliseconds (2024-05-22T15:46:26.000Z), as seen from the real service.
 //  17. A bundled public_cert holds leaf + chain in certificate and the chain again in
-//      intermediate: a copier must split the bundle and not chain it twice. A
-//      private_cert's ca_chain is what the test seeds (realistically the issuing CA
-//      first, then its parents): issuing_ca + ca_chain concatenated repeats the issuing
-//      CA.
+//     intermediate: a copier must split the bundle and not chain it twice. A
+//     private_cert's ca_chain is what the test seeds (realistically the issuing CA
+//     first, then its parents): issuing_ca + ca_chain concatenated repeats the issuing
+//     CA.
 //  18. Access tokens are opaque; roles are evaluated on every request, so a Grant or
-//      Revoke applies to tokens already issued. IAM wants Content-Type
-//      application/x-www-form-urlencoded.
+//     Revoke applies to tokens already issued. IAM wants Content-Type
+//     application/x-www-form-urlencoded.
 //  19. A request delayed by SetLatency or a Fault is still carried out when the client
-//      gives up while waiting, as by a server that has already accepted it. Fault.AfterOp
-//      goes further: the change happens and the answer is replaced or dropped. Faults act
-//      before authentication, like a gateway.
+//     gives up while waiting, as by a server that has already accepted it. Fault.AfterOp
+//     goes further: the change happens and the answer is replaced or dropped. Faults act
+//     before authentication, like a gateway.
 //  20. No request-rate limit is published (only the advice to stay under 20 req/s);
-//      by default there is none. Options.RateLimit turns on a per-instance 429 with
-//      Retry-After, and the rate observer (Arrivals, PeakRate) records every request.
+//     by default there is none. Options.RateLimit turns on a per-instance 429 with
+//     Retry-After, and the rate observer (Arrivals, PeakRate) records every request.
 //
 // # The Go API
 //

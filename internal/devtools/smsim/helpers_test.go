@@ -195,3 +195,8 @@ func (f *fixture) seed(name string, iss *testpki.Issued) string {
 	require.NoError(f.t, err)
 	return id
 }
+
+func decodeJSON(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}

@@ -113,8 +113,8 @@ func newInstance(c InstanceCRN) *instance {
 
 type group struct {
 	id, name, description string
-	createdBy            string
-	createdAt, updatedAt time.Time
+	createdBy             string
+	createdAt, updatedAt  time.Time
 }
 
 type secret struct {
