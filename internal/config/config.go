@@ -1,11 +1,13 @@
 // Package config turns the action's parameters into a validated configuration. The
 // parameter names are the public contract (README "Parameters"): apikey, backup_apikey,
 // source_instance_crn, backup_instance_crns, source_public_key, iam_url, endpoints,
-// private_endpoints, mode, and the reconcile's prune, dry_run, concurrency,
+// private_endpoints, secret_group, webhook_secret, ownership_key,
+// max_requests_per_second, mode, and the reconcile's prune, dry_run, concurrency,
 // max_concurrency.
 //
 // An invalid configuration is refused before any API call, with an error that names
-// the parameter and never quotes a secret.
+// the parameter and the rule it broke and never quotes a value: a misplaced API key
+// must not come back in an answer or a log line.
 package config
 
 import (
@@ -48,6 +50,10 @@ type Config struct {
 	IAMURL             string
 	Endpoints          map[string]string
 	PrivateEndpoints   bool
+	SecretGroup        string // Secrets Manager backups: the group copies go in ("default")
+	WebhookSecret      string // Event Notifications: the bearer secret of the webhook; empty: none
+	OwnershipKey       string // the key of copies' ownership proofs; empty: derived from APIKey
+	MaxRequestsPerSec  int    // Secrets Manager: requests a second per instance
 	Mode               string
 	Prune              bool
 	DryRun             bool
@@ -56,7 +62,7 @@ type Config struct {
 
 // String never prints the API keys.
 func (c *Config) String() string {
-	return fmt.Sprintf("config{mode=%s source=%s backups=%v iam=%s private=%t}", c.Mode, c.SourceInstanceCRN, c.BackupInstanceCRNs, c.IAMURL, c.PrivateEndpoints)
+	return fmt.Sprintf("config{mode=%s source=%s backups=%v iam=%s private=%t group=%s}", c.Mode, c.SourceInstanceCRN, c.BackupInstanceCRNs, c.IAMURL, c.PrivateEndpoints, c.SecretGroup)
 }
 
 // GoString keeps %#v from printing the API keys too.
@@ -66,7 +72,8 @@ func (c *Config) GoString() string { return c.String() }
 // may reuse. It is a hash, so that it can be compared and kept without holding keys.
 func (c *Config) Key() string {
 	h := sha256.New()
-	for _, s := range []string{c.APIKey, c.BackupAPIKey, c.SourceInstanceCRN, strings.Join(c.BackupInstanceCRNs, ","), c.SourcePublicKey, c.IAMURL, strconv.FormatBool(c.PrivateEndpoints)} {
+	for _, s := range []string{c.APIKey, c.BackupAPIKey, c.SourceInstanceCRN, strings.Join(c.BackupInstanceCRNs, ","), c.SourcePublicKey, c.IAMURL,
+		strconv.FormatBool(c.PrivateEndpoints), c.SecretGroup, c.WebhookSecret, c.OwnershipKey, strconv.Itoa(c.MaxRequestsPerSec)} {
 		fmt.Fprintf(h, "%d:%s;", len(s), s)
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Endpoints)) {
@@ -120,7 +127,7 @@ func Parse(params map[string]any) (*Config, error) {
 		errs = append(errs, err)
 	} else if c.SourceInstanceCRN == "" {
 		errs = append(errs, bad("source_instance_crn", "is required"))
-	} else if _, perr := crn.ParseInstance(c.SourceInstanceCRN); perr != nil {
+	} else if _, perr := crn.ParseAnyInstance(c.SourceInstanceCRN); perr != nil {
 		errs = append(errs, bad("source_instance_crn", "%v", perr))
 	}
 
@@ -129,19 +136,20 @@ func Parse(params map[string]any) (*Config, error) {
 	} else if len(c.BackupInstanceCRNs) == 0 {
 		errs = append(errs, bad("backup_instance_crns", "is required: one or more instance CRNs, as a JSON array or comma-separated"))
 	} else {
-		seen := map[string]bool{}
-		for _, b := range c.BackupInstanceCRNs {
-			if _, perr := crn.ParseInstance(b); perr != nil {
-				errs = append(errs, bad("backup_instance_crns", "%v", perr))
+		seen := map[crn.Instance]int{}
+		for i, b := range c.BackupInstanceCRNs {
+			id, perr := crn.ParseAnyInstance(b)
+			if perr != nil {
+				errs = append(errs, bad("backup_instance_crns", "item %d: %v", i+1, perr))
 				continue
 			}
-			if b == c.SourceInstanceCRN {
-				errs = append(errs, bad("backup_instance_crns", "the source instance cannot be its own backup"))
+			if crn.SameInstanceCRN(b, c.SourceInstanceCRN) {
+				errs = append(errs, bad("backup_instance_crns", "item %d is the source instance, which cannot be its own backup", i+1))
 			}
-			if seen[b] {
-				errs = append(errs, bad("backup_instance_crns", "%s is listed twice", b))
+			if first, dup := seen[id]; dup {
+				errs = append(errs, bad("backup_instance_crns", "item %d is the same instance as item %d", i+1, first))
 			}
-			seen[b] = true
+			seen[id] = i + 1
 		}
 	}
 
@@ -167,6 +175,7 @@ func Parse(params map[string]any) (*Config, error) {
 	if c.PrivateEndpoints, err = boolean(params, "private_endpoints"); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, parseSuccessor(params, c)...)
 	c.Concurrency = DefaultConcurrency
 	// The reconcile's switches are read only outside notify mode. The web action does
 	// not bind them, so `final` lets any caller send them; a caller's junk must not
@@ -178,6 +187,48 @@ func Parse(params map[string]any) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// Secrets Manager group names: 2 to 64 characters (its documented limit), no controls.
+const maxGroupName = 64
+
+// MinSecretLength is the least length of webhook_secret and ownership_key.
+const MinSecretLength = 32
+
+// DefaultRequestsPerSecond is the request rate per Secrets Manager instance that the
+// service asks clients to stay under.
+const DefaultRequestsPerSecond = 20
+
+func parseSuccessor(params map[string]any, c *Config) []error {
+	var errs []error
+	var err error
+	if c.SecretGroup, err = str(params, "secret_group"); err != nil {
+		errs = append(errs, err)
+	}
+	switch n := len([]rune(c.SecretGroup)); {
+	case c.SecretGroup == "":
+		c.SecretGroup = "default"
+	case n < 2 || n > maxGroupName || strings.ContainsFunc(c.SecretGroup, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		errs = append(errs, bad("secret_group", "must be a secret group name of 2 to %d printable characters", maxGroupName))
+	}
+	for _, k := range []struct {
+		name string
+		dst  *string
+	}{{"webhook_secret", &c.WebhookSecret}, {"ownership_key", &c.OwnershipKey}} {
+		v, err := secret(params, k.name)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case v != "" && len(v) < MinSecretLength:
+			errs = append(errs, bad(k.name, "must be at least %d characters", MinSecretLength))
+		default:
+			*k.dst = v
+		}
+	}
+	if c.MaxRequestsPerSec, err = integer(params, "max_requests_per_second", DefaultRequestsPerSecond, 1, 1000); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 func parseReconcile(params map[string]any, c *Config) []error {
@@ -268,11 +319,14 @@ func crnList(params map[string]any, name string) ([]string, error) {
 	return out, nil
 }
 
+// endpoints parses the base URL overrides: each key is a region (the Certificate
+// Manager instances of that region) or an instance CRN (that instance, any provider).
 func endpoints(params map[string]any, name string) (map[string]string, error) {
 	v, ok := params[name]
 	if !ok || v == nil {
 		return nil, nil
 	}
+	const shape = "must be a JSON object from a region name or an instance CRN to a base URL"
 	raw := map[string]any{}
 	switch t := v.(type) {
 	case map[string]any:
@@ -283,24 +337,26 @@ func endpoints(params map[string]any, name string) (map[string]string, error) {
 			return nil, nil
 		}
 		if err := json.Unmarshal([]byte(s), &raw); err != nil {
-			return nil, bad(name, "must be a JSON object from region to base URL")
+			return nil, bad(name, "%s", shape)
 		}
 	default:
-		return nil, bad(name, "must be a JSON object from region to base URL, got %s", typeName(v))
+		return nil, bad(name, "%s, got %s", shape, typeName(v))
 	}
 	out := make(map[string]string, len(raw))
-	for region, u := range raw {
-		s, ok := u.(string)
+	for _, key := range slices.Sorted(maps.Keys(raw)) {
+		s, ok := raw[key].(string)
 		if !ok {
-			return nil, bad(name, "the URL for region %q must be a string", region)
+			return nil, bad(name, "every URL must be a string")
 		}
-		if _, err := crn.Parse("crn:v1:bluemix:public:cloudcerts:" + region + ":a/x:y::"); err != nil {
-			return nil, bad(name, "%q is not a region name", region)
+		if !crn.IsRegion(key) {
+			if _, err := crn.ParseAnyInstance(key); err != nil {
+				return nil, bad(name, "a key is neither a region name nor an instance CRN")
+			}
 		}
 		if err := cms.ValidateEndpoint(s); err != nil {
-			return nil, bad(name, "region %s: %v", region, err)
+			return nil, bad(name, "a URL is not allowed: %v", err)
 		}
-		out[region] = s
+		out[key] = s
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -145,4 +146,48 @@ func TestGoStringHidesKeys(t *testing.T) {
 		assert.NotContains(t, s, key)
 		assert.NotContains(t, s, "backup-secret-000")
 	}
+}
+
+// TestErrorsNeverQuoteValues: an API key pasted into the wrong parameter never comes
+// back in the error, which names the parameter instead.
+func TestErrorsNeverQuoteValues(t *testing.T) {
+	const pasted = "Zx9-pasted_APIkey_0123456789abcdefXYZ"
+	for _, param := range []string{"source_instance_crn", "backup_instance_crns", "iam_url", "endpoints", "mode", "concurrency", "private_endpoints", "source_public_key"} {
+		t.Run(param, func(t *testing.T) {
+			p := with(param, pasted, "mode", "reconcile")
+			if param == "mode" {
+				p["mode"] = pasted
+			}
+			if param == "endpoints" {
+				p[param] = `{"` + pasted + `":"https://x.example.com"}`
+			}
+			_, err := Parse(p)
+			require.Error(t, err)
+			assert.NotContains(t, err.Error(), pasted)
+			assert.NotContains(t, err.Error(), pasted[:12])
+			assert.Contains(t, err.Error(), "parameter "+param)
+		})
+	}
+}
+
+func TestSuccessorParameters(t *testing.T) {
+	const sm = "crn:v1:bluemix:public:secrets-manager:eu-de:a/acct1:44444444-4444-4444-4444-444444444444::"
+	c, err := Parse(with("backup_instance_crns", sm+","+bk1, "endpoints", `{"`+sm+`":"http://127.0.0.1:9/","us-south":"https://x.example.com"}`))
+	require.NoError(t, err)
+	assert.Equal(t, []string{sm, bk1}, c.BackupInstanceCRNs)
+	assert.Equal(t, "default", c.SecretGroup)
+	assert.Equal(t, DefaultRequestsPerSecond, c.MaxRequestsPerSec)
+	assert.Equal(t, "http://127.0.0.1:9/", c.Endpoints[sm])
+
+	upper := "crn:v1:bluemix:public:cloudcerts:us-south:a/acct1:11111111-1111-1111-1111-111111111111::"
+	_, err = Parse(with("backup_instance_crns", strings.ToUpper(upper[:51])+upper[51:]))
+	require.Error(t, err, "the source in other case is still the source")
+	_, err = Parse(with("backup_instance_crns", sm+","+strings.Replace(sm, "44444444-4444", "44444444-4444", 1)))
+	assert.ErrorContains(t, err, "item 2 is the same instance as item 1")
+	_, err = Parse(with("webhook_secret", "short"))
+	assert.ErrorContains(t, err, "parameter webhook_secret: must be at least 32 characters")
+	_, err = Parse(with("secret_group", "x"))
+	assert.ErrorContains(t, err, "parameter secret_group")
+	_, err = Parse(with("endpoints", `{"not a region":"https://x.example.com"}`))
+	assert.ErrorContains(t, err, "neither a region name nor an instance CRN")
 }

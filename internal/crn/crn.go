@@ -44,28 +44,28 @@ func Parse(s string) (CRN, error) {
 	}
 	p := strings.Split(s, ":")
 	if len(p) != 10 {
-		return CRN{}, fmt.Errorf("%w: %q does not have the 10 fields of a CRN", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value does not have the 10 fields of a CRN", ErrInvalid)
 	}
 	if p[0] != "crn" || p[1] != "v1" {
-		return CRN{}, fmt.Errorf("%w: %q does not start with crn:v1:", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value does not start with crn:v1:", ErrInvalid)
 	}
 	if p[4] != ServiceName {
-		return CRN{}, fmt.Errorf("%w: %q is not a Certificate Manager (%s) CRN", ErrInvalid, short(s), ServiceName)
+		return CRN{}, fmt.Errorf("%w: the value is not a Certificate Manager (%s) CRN", ErrInvalid, ServiceName)
 	}
 	c := CRN{CName: p[2], CType: p[3], Region: p[5]}
 	if !segmentRE.MatchString(c.CName) || !segmentRE.MatchString(c.CType) {
-		return CRN{}, fmt.Errorf("%w: %q has a malformed cloud name or type", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value has a malformed cloud name or type", ErrInvalid)
 	}
 	if !regionRE.MatchString(c.Region) {
-		return CRN{}, fmt.Errorf("%w: %q has a malformed region", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value has a malformed region", ErrInvalid)
 	}
 	acct, ok := strings.CutPrefix(p[6], "a/")
 	if !ok || !segmentRE.MatchString(acct) {
-		return CRN{}, fmt.Errorf("%w: %q has a malformed account scope", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value has a malformed account scope", ErrInvalid)
 	}
 	c.Account = acct
 	if !segmentRE.MatchString(p[7]) {
-		return CRN{}, fmt.Errorf("%w: %q has a malformed instance id", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value has a malformed instance id", ErrInvalid)
 	}
 	c.Instance = p[7]
 	switch {
@@ -73,7 +73,7 @@ func Parse(s string) (CRN, error) {
 	case p[8] == "certificate" && certIDRE.MatchString(p[9]):
 		c.CertificateID = p[9]
 	default:
-		return CRN{}, fmt.Errorf("%w: %q is neither an instance nor a certificate CRN", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value is neither an instance nor a certificate CRN", ErrInvalid)
 	}
 	return c, nil
 }
@@ -85,7 +85,7 @@ func ParseInstance(s string) (CRN, error) {
 		return CRN{}, err
 	}
 	if c.IsCertificate() {
-		return CRN{}, fmt.Errorf("%w: %q is a certificate CRN, an instance CRN was expected", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value is a certificate CRN, an instance CRN was expected", ErrInvalid)
 	}
 	return c, nil
 }
@@ -97,7 +97,7 @@ func ParseCertificate(s string) (CRN, error) {
 		return CRN{}, err
 	}
 	if !c.IsCertificate() {
-		return CRN{}, fmt.Errorf("%w: %q is an instance CRN, a certificate CRN was expected", ErrInvalid, short(s))
+		return CRN{}, fmt.Errorf("%w: the value is an instance CRN, a certificate CRN was expected", ErrInvalid)
 	}
 	return c, nil
 }
@@ -161,9 +161,38 @@ func PathEscape(s string) string {
 	return b.String()
 }
 
-func short(s string) string {
-	if len(s) > 160 {
-		return s[:160] + "..."
-	}
-	return s
+
+// Instance is the identity of a service instance, whatever its service.
+type Instance struct {
+	Service string // ServiceName or SecretsManagerServiceName
+	Region  string
+	Account string
+	GUID    string // lower case: IBM Cloud GUIDs compare case-insensitively
 }
+
+// ParseAnyInstance parses the instance CRN of a Certificate Manager or a Secrets
+// Manager instance.
+func ParseAnyInstance(s string) (Instance, error) {
+	if c, err := ParseInstance(s); err == nil {
+		return Instance{Service: ServiceName, Region: c.Region, Account: c.Account, GUID: strings.ToLower(c.Instance)}, nil
+	}
+	c, err := ParseSecretsManager(s)
+	if err != nil {
+		return Instance{}, fmt.Errorf("%w: it is neither a Certificate Manager (%s) nor a Secrets Manager (%s) instance CRN", ErrInvalid, ServiceName, SecretsManagerServiceName)
+	}
+	if c.SecretID != "" {
+		return Instance{}, fmt.Errorf("%w: it is a secret CRN, an instance CRN was expected", ErrInvalid)
+	}
+	return Instance{Service: SecretsManagerServiceName, Region: c.Region, Account: c.Account, GUID: strings.ToLower(c.Instance)}, nil
+}
+
+// SameInstanceCRN reports whether two instance CRNs name the same instance (the GUID
+// compared without regard to case).
+func SameInstanceCRN(a, b string) bool {
+	x, errA := ParseAnyInstance(a)
+	y, errB := ParseAnyInstance(b)
+	return errA == nil && errB == nil && x == y
+}
+
+// IsRegion reports whether s has the shape of an IBM Cloud region name (us-south, eu-de).
+func IsRegion(s string) bool { return regionRE.MatchString(s) }

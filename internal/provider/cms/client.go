@@ -94,9 +94,9 @@ func New(cfg Config) (*Client, error) {
 	if err := ValidateEndpoint(cfg.IAMURL); err != nil {
 		return nil, fmt.Errorf("cms: IAM URL: %w", err)
 	}
-	for region, u := range cfg.Endpoints {
+	for key, u := range cfg.Endpoints {
 		if err := ValidateEndpoint(u); err != nil {
-			return nil, fmt.Errorf("cms: endpoint for %s: %w", region, err)
+			return nil, fmt.Errorf("cms: endpoint for %s: %w", key, err)
 		}
 	}
 	if cfg.MaxRetries == 0 {
@@ -139,7 +139,7 @@ func New(cfg Config) (*Client, error) {
 func ValidateEndpoint(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
+		return errors.New("it is not an absolute URL")
 	}
 	if u.User != nil {
 		return errors.New("the URL must not carry credentials")
@@ -155,17 +155,23 @@ func ValidateEndpoint(raw string) error {
 		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 			return nil
 		}
-		return fmt.Errorf("%q uses http on a non-loopback host; only https is allowed there", raw)
+		return errors.New("it uses http on a non-loopback host; only https is allowed there")
 	default:
-		return fmt.Errorf("%q: scheme must be https", raw)
+		return errors.New("its scheme must be https")
 	}
 }
 
-// BaseURL is the API base URL of the region of instanceOrCert.
+// BaseURL is the API base URL of instanceOrCert: the override for its instance CRN,
+// else the override for its region, else the region's IBM Cloud URL.
 func (c *Client) BaseURL(instanceOrCert string) (string, error) {
 	parsed, err := crn.Parse(instanceOrCert)
 	if err != nil {
 		return "", err
+	}
+	for key, u := range c.cfg.Endpoints {
+		if !crn.IsRegion(key) && crn.SameInstanceCRN(key, parsed.InstanceCRN().String()) {
+			return strings.TrimRight(u, "/"), nil
+		}
 	}
 	return c.baseURLForRegion(parsed.Region), nil
 }
