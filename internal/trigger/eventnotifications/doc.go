@@ -23,7 +23,7 @@
 // # What Parse accepts
 //
 // The structured CloudEvents JSON envelope EN delivers (docs/services/event-notifications.md
-// has the facts and their sources):
+// §2 and §3 have the facts and their sources):
 //
 //	{"id":"...","source":"<SM instance CRN>","specversion":"1.0",
 //	 "type":"com.ibm.cloud.secrets-manager.secret_rotated","time":"<RFC 3339>",
