@@ -191,3 +191,14 @@ func TestSuccessorParameters(t *testing.T) {
 	_, err = Parse(with("endpoints", `{"not a region":"https://x.example.com"}`))
 	assert.ErrorContains(t, err, "neither a region name nor an instance CRN")
 }
+
+func TestFromEnv(t *testing.T) {
+	env := map[string]string{"CM_APIKEY": "old", "APIKEY": "new", "CM_ENDPOINTS": `{"us-south":"https://x.example.com"}`, "SOURCE_INSTANCE_CRN": src, "BACKUP_INSTANCE_CRNS": bk1, "DRY_RUN": "true", "UNRELATED": "x"}
+	p := FromEnv(ModeReconcile, func(k string) string { return env[k] })
+	assert.Equal(t, "new", p["apikey"], "the contract's name wins over the old one")
+	assert.Equal(t, env["CM_ENDPOINTS"], p["endpoints"], "the old name is still accepted")
+	c, err := Parse(p)
+	require.NoError(t, err)
+	assert.True(t, c.DryRun)
+	assert.Equal(t, []string{"APIKEY", "CM_APIKEY"}, EnvNames("apikey"))
+}
