@@ -570,7 +570,9 @@ func TestLocks(t *testing.T) {
 	patch := func(id string) int {
 		return f.call(keyWriter, http.MethodPatch, "/api/v2/secrets/"+id+"/metadata", "application/merge-patch+json", `{"description":"x"}`).status
 	}
-	del := func(id string) int { return f.call(keyManager, http.MethodDelete, "/api/v2/secrets/"+id, "", nil).status }
+	del := func(id string) int {
+		return f.call(keyManager, http.MethodDelete, "/api/v2/secrets/"+id, "", nil).status
+	}
 
 	t.Run("current version locked", func(t *testing.T) {
 		id := f.seed("one-version", iss)
