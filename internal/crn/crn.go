@@ -161,7 +161,6 @@ func PathEscape(s string) string {
 	return b.String()
 }
 
-
 // Instance is the identity of a service instance, whatever its service.
 type Instance struct {
 	Service string // ServiceName or SecretsManagerServiceName

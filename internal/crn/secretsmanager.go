@@ -55,28 +55,28 @@ func ParseSecretsManager(s string) (SecretsManagerCRN, error) {
 	}
 	p := strings.Split(s, ":")
 	if len(p) != 10 {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q does not have the 10 fields of a CRN", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value does not have the 10 fields of a CRN", ErrInvalid)
 	}
 	if p[0] != "crn" || p[1] != "v1" {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q does not start with crn:v1:", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value does not start with crn:v1:", ErrInvalid)
 	}
 	if p[4] != SecretsManagerServiceName {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q is not a Secrets Manager (%s) CRN", ErrInvalid, short(s), SecretsManagerServiceName)
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value is not a Secrets Manager (%s) CRN", ErrInvalid, SecretsManagerServiceName)
 	}
 	c := SecretsManagerCRN{CName: p[2], CType: p[3], Region: p[5]}
 	if !segmentRE.MatchString(c.CName) || !segmentRE.MatchString(c.CType) {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q has a malformed cloud name or type", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value has a malformed cloud name or type", ErrInvalid)
 	}
 	if !regionRE.MatchString(c.Region) {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q has a malformed region", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value has a malformed region", ErrInvalid)
 	}
 	acct, ok := strings.CutPrefix(p[6], "a/")
 	if !ok || !segmentRE.MatchString(acct) {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q has a malformed account scope", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value has a malformed account scope", ErrInvalid)
 	}
 	c.Account = acct
 	if !segmentRE.MatchString(p[7]) {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q has a malformed instance id", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value has a malformed instance id", ErrInvalid)
 	}
 	c.Instance = p[7]
 	switch {
@@ -84,7 +84,7 @@ func ParseSecretsManager(s string) (SecretsManagerCRN, error) {
 	case p[8] == "secret" && IsSecretID(p[9]):
 		c.SecretID = p[9]
 	default:
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q is neither a Secrets Manager instance nor a secret CRN", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value is neither a Secrets Manager instance nor a secret CRN", ErrInvalid)
 	}
 	return c, nil
 }
@@ -97,7 +97,7 @@ func ParseSecretsManagerInstance(s string) (SecretsManagerCRN, error) {
 		return SecretsManagerCRN{}, err
 	}
 	if c.IsSecret() {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q is a secret CRN, an instance CRN was expected", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value is a secret CRN, an instance CRN was expected", ErrInvalid)
 	}
 	return c, nil
 }
@@ -109,7 +109,7 @@ func ParseSecret(s string) (SecretsManagerCRN, error) {
 		return SecretsManagerCRN{}, err
 	}
 	if !c.IsSecret() {
-		return SecretsManagerCRN{}, fmt.Errorf("%w: %q is an instance CRN, a secret CRN was expected", ErrInvalid, short(s))
+		return SecretsManagerCRN{}, fmt.Errorf("%w: the value is an instance CRN, a secret CRN was expected", ErrInvalid)
 	}
 	return c, nil
 }
