@@ -221,7 +221,8 @@ func marshalNoHTMLEscape(v any) ([]byte, error) {
 }
 
 // signJWT makes an RS256 JWS over payload with the exact header of the real service.
-// golang-jwt would add "typ"; the header is built here so it is byte-for-byte the real one.
+// golang-jwt would add "typ" (docs/services/go-libraries.md §3.4); the header is built
+// here so it is byte-for-byte the real one.
 func signJWT(key *rsa.PrivateKey, payload []byte) (string, error) {
 	signingInput := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(payload)
 	sum := sha256.Sum256([]byte(signingInput))

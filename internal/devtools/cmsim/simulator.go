@@ -45,7 +45,7 @@ func (r Role) String() string {
 type Options struct {
 	// TokenLifetime of IAM access tokens; default one hour, like IAM. go-sdk-core treats
 	// a token as expired 10 s before its expiration, so lifetimes under ~11 s make every
-	// call fetch a new token.
+	// call fetch a new token (docs/services/go-libraries.md §2.1).
 	TokenLifetime time.Duration
 	// DeliveryTimeout bounds one notification delivery; default 5 s.
 	DeliveryTimeout time.Duration

@@ -108,11 +108,12 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	v.parser = jwt.NewParser(
 		// The algorithm allow-list is what stops alg=none, HS256-keyed-with-the-public-key
-		// and every other algorithm, before the key function runs.
+		// and every other algorithm, before the key function runs
+		// (docs/services/go-libraries.md §3.1, §3.2).
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 		jwt.WithStrictDecoding(),
 		// exp/nbf are checked after our own strict decoding of the payload (below), so
-		// that jwt's lenient json.Unmarshal never decides anything.
+		// that jwt's lenient json.Unmarshal never decides anything (§3.3).
 		jwt.WithoutClaimsValidation(),
 	)
 	v.validator = jwt.NewValidator(jwt.WithLeeway(leeway), jwt.WithTimeFunc(v.now))
