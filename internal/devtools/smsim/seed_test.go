@@ -52,7 +52,7 @@ func TestSeedValidation(t *testing.T) {
 			assert.NotContains(t, err.Error(), "PRIVATE KEY")
 		})
 	}
-	_, err := f.sim.Seed("crn:v1:bluemix:public:secrets-manager:us-south:a/x:" + randomUUID() + "::", Seed{Name: "x1", Certificate: iss.CertPEM})
+	_, err := f.sim.Seed("crn:v1:bluemix:public:secrets-manager:us-south:a/x:"+randomUUID()+"::", Seed{Name: "x1", Certificate: iss.CertPEM})
 	assert.ErrorIs(t, err, ErrNotFound)
 }
 
