@@ -74,6 +74,11 @@ func TestCreateValidation(t *testing.T) {
 		{"duplicate name", "application/json", with("name", "taken-name"), 409, "already exists"},
 		{"duplicate name other case", "application/json", with("name", "Taken-Name"), 409, "already exists"},
 		{"description too long", "application/json", with("description", strings.Repeat("d", 1025)), 400, "description"},
+		{"description of one character", "application/json", with("description", "d"), 400, "2 to 1024"},
+		{"empty description", "application/json", with("description", ""), 400, "2 to 1024"},
+		{"name with an underscore", "application/json", with("name", "my_cert"), 400, "letters, digits"},
+		{"name starting with an underscore", "application/json", with("name", "_cert"), 400, "letters, digits"},
+		{"name with dots and dashes", "application/json", with("name", "a.b-c.example-com"), 201, ""},
 		{"description of 1024 astral characters", "application/json", with("description", strings.Repeat("😀", 600)), 400, "description"},
 		{"31 labels", "application/json", with("labels", labels(31, "l")), 400, "30 labels"},
 		{"label of one character", "application/json", with("labels", []string{"x"}), 400, "labels[0]"},
@@ -116,7 +121,7 @@ func TestAuthorization(t *testing.T) {
 	f := newFixture(t, Options{})
 	id := f.seed("some-cert", testCA.MustIssue("a.example.com"))
 	body := importBody("another-cert", testCA.MustIssue("b.example.com"))
-	patch := `{"description":"x"}`
+	patch := `{"description":"new description"}`
 	tests := []struct {
 		name   string
 		key    string
@@ -368,7 +373,7 @@ func TestMetadataPatch(t *testing.T) {
 	f := newFixture(t, Options{})
 	id, err := f.sim.Seed(f.inst, func() Seed {
 		iss := testCA.MustIssue("a.example.com")
-		return Seed{Name: "patch-me", Description: "d", Labels: []string{"l1", "l2"}, CustomMetadata: map[string]any{"a": 1, "b": 2},
+		return Seed{Name: "patch-me", Description: "desc", Labels: []string{"l1", "l2"}, CustomMetadata: map[string]any{"a": 1, "b": 2},
 			Certificate: iss.CertPEM, PrivateKey: iss.KeyPEM}
 	}())
 	require.NoError(t, err)
@@ -382,19 +387,20 @@ func TestMetadataPatch(t *testing.T) {
 		status int
 		check  func(t *testing.T, s Secret)
 	}{
-		{"plain JSON is refused", "application/json", `{"description":"x"}`, 415, nil},
+		{"plain JSON is refused", "application/json", `{"description":"new description"}`, 415, nil},
 		{"empty patch", mp, `{}`, 400, nil},
 		{"not an object", mp, `[]`, 400, nil},
 		{"unknown field", mp, `{"expiration_date":"2030-01-01T00:00:00Z"}`, 400, nil},
 		{"null name", mp, `{"name":null}`, 400, nil},
 		{"bad name", mp, `{"name":"a b"}`, 400, nil},
+		{"empty description", mp, `{"description":""}`, 400, nil},
 		{"taken name", mp, `{"name":"OTHER-name"}`, 409, nil},
 		{"bad labels", mp, `{"labels":["x"]}`, 400, nil},
 		{"labels not strings", mp, `{"labels":[1]}`, 400, nil},
 		{"big metadata", mp, `{"custom_metadata":{"x":"` + strings.Repeat("a", maxMetadataBytes) + `"}}`, 400, nil},
 		{"rename", mp, `{"name":"patched"}`, 200, func(t *testing.T, s Secret) {
 			assert.Equal(t, "patched", s.Name)
-			assert.Equal(t, "d", s.Description, "absent fields are kept")
+			assert.Equal(t, "desc", s.Description, "absent fields are kept")
 		}},
 		{"replace metadata", mp, `{"custom_metadata":{"c":3}}`, 200, func(t *testing.T, s Secret) {
 			assert.Equal(t, map[string]any{"c": float64(3)}, s.CustomMetadata)
@@ -510,7 +516,7 @@ func TestVersionsAndPayloadRetention(t *testing.T) {
 		s, err := f.sim.Get(f.inst, id)
 		require.NoError(t, err)
 		assert.Len(t, s.Versions, 50)
-		assert.Equal(t, 53, s.VersionsTotal)
+		assert.Equal(t, 50, s.VersionsTotal, "versions_total counts the kept versions (at most 50)")
 	})
 }
 
@@ -568,7 +574,7 @@ func TestLocks(t *testing.T) {
 		return f.postJSON(keyWriter, "/api/v2/secrets/"+id+"/versions", map[string]any{"certificate": iss.CertPEM}).status
 	}
 	patch := func(id string) int {
-		return f.call(keyWriter, http.MethodPatch, "/api/v2/secrets/"+id+"/metadata", "application/merge-patch+json", `{"description":"x"}`).status
+		return f.call(keyWriter, http.MethodPatch, "/api/v2/secrets/"+id+"/metadata", "application/merge-patch+json", `{"description":"new description"}`).status
 	}
 	del := func(id string) int {
 		return f.call(keyManager, http.MethodDelete, "/api/v2/secrets/"+id, "", nil).status
@@ -626,15 +632,16 @@ func TestGroups(t *testing.T) {
 		body   string
 		status int
 	}{
-		{"valid", `{"name":"team-a","description":"A"}`, 201},
+		{"valid", `{"name":"team-a","description":"Team A"}`, 201},
 		{"no description", `{"name":"team-b"}`, 201},
+		{"empty description", `{"name":"team-c","description":""}`, 400},
 		{"duplicate", `{"name":"TEAM-A"}`, 409},
 		{"default", `{"name":"default"}`, 409},
-		{"no name", `{"description":"x"}`, 400},
+		{"no name", `{"description":"new description"}`, 400},
 		{"one character", `{"name":"a"}`, 400},
 		{"65 characters", `{"name":"` + strings.Repeat("g", 65) + `"}`, 400},
 		{"space", `{"name":"team a"}`, 400},
-		{"unknown field", `{"name":"team-c","labels":[]}`, 400},
+		{"unknown field", `{"name":"team-d","labels":[]}`, 400},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

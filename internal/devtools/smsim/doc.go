@@ -64,9 +64,14 @@
 //  4. Only imported_cert can be created through the API; a public_cert or private_cert
 //     create is 400 (the real service orders or issues them from a configured CA), and
 //     other secret types are 400. managed_csr is 400 (not simulated).
-//  5. The name pattern and the 2–256, ≤1024 (description), 2–64 (labels) lengths are
-//     counted in UTF-16 code units, never fewer than characters. The PEM pattern of the
-//     CLI reference is anchored: the field must be PEM blocks and nothing else.
+//  5. Names must match both the API's pattern (which allows underscores) and the rule
+//     of IBM's limits page (letters, digits, dashes and dots only, a letter or digit
+//     first and last): my_cert is refused. A description, when given, is 2–1024
+//     characters as the limits page says (the API schema says 0–1024): "" is 400, omit
+//     the field instead; PATCH null clears it. Secret and group names (2–256, 2–64),
+//     descriptions and labels (2–64) are counted in UTF-16 code units, never fewer than
+//     characters. The PEM pattern of the CLI reference is anchored: the field must be
+//     PEM blocks and nothing else.
 //  6. The certificate field of an imported_cert (and of a private_cert) must hold
 //     exactly one certificate; the intermediate must be certificates each of which signed
 //     the one before (the first signed the leaf); the private key, when given, must be
@@ -86,7 +91,8 @@
 //     IBM documents. The locks API itself is not served: tests lock through LockSecret,
 //     LockVersion and Unlock.
 //  10. Versions: two keep their payload (current and previous), metadata of at most 50
-//     is kept; versions are listed newest first. GET of a version without payload
+//     is kept and versions_total counts the kept ones (at most 50, as the Terraform
+//     docs bound it); versions are listed newest first. GET of a version without payload
 //     answers 200 with payload_available false and no payload fields. "previous" of a
 //     secret with one version is 404.
 //  11. Only an Active (1) secret returns a payload; Pre-activation, Suspended,

@@ -105,6 +105,9 @@ func (s *Simulator) handleCreate(r *http.Request, rt *route, who string) respons
 	}
 	in.Name = *b.Name
 	if b.Description != nil {
+		if e := validateDescription(*b.Description); e != nil {
+			return e.response()
+		}
 		in.Description = *b.Description
 	}
 	if b.SecretGroupID != nil {
@@ -247,8 +250,10 @@ func parsePatch(m map[string]json.RawMessage) (metadataPatch, *apiError) {
 			if !isNull && json.Unmarshal(raw, &v) != nil {
 				return p, badRequest("description must be a string or null")
 			}
-			if e := validateDescription(v); e != nil {
-				return p, e
+			if !isNull {
+				if e := validateDescription(v); e != nil {
+					return p, e
+				}
 			}
 			p.description = &v
 		case "labels":
@@ -502,6 +507,9 @@ func (s *Simulator) handleCreateGroup(r *http.Request, rt *route, who string) re
 	}
 	desc := ""
 	if b.Description != nil {
+		if e := validateDescription(*b.Description); e != nil {
+			return e.response()
+		}
 		desc = *b.Description
 	}
 	s.mu.Lock()

@@ -98,7 +98,7 @@ func (inst *instance) renderSecret(s *secret, withPayload bool) secretJSON {
 		State:            int(s.state),
 		StateDescription: s.state.Description(),
 		UpdatedAt:        ts(s.updatedAt),
-		VersionsTotal:    s.versionsTotal,
+		VersionsTotal:    len(s.versions),
 	}
 	cur := s.current()
 	if cur != nil {

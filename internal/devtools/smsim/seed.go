@@ -94,8 +94,10 @@ func (s *Simulator) createLocked(inst *instance, in Seed, cm, vcm json.RawMessag
 	if e := validateName(in.Name); e != nil {
 		return nil, e
 	}
-	if e := validateDescription(in.Description); e != nil {
-		return nil, e
+	if in.Description != "" {
+		if e := validateDescription(in.Description); e != nil {
+			return nil, e
+		}
 	}
 	if e := validateLabels(in.Labels); e != nil {
 		return nil, e
@@ -341,7 +343,7 @@ func (s *Simulator) Unlock(instanceCRN, id, name string) error {
 	return nil
 }
 
-// AddGroup creates a secret group and returns its id.
+// AddGroup creates a secret group and returns its id; "" is no description.
 func (s *Simulator) AddGroup(instanceCRN, name, description string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -360,11 +362,13 @@ func (s *Simulator) addGroupLocked(inst *instance, name, description, who string
 	if n := textLen(name); n < minGroupNameLen || n > maxGroupNameLen {
 		return nil, badRequest("name must be %d to %d characters long", minGroupNameLen, maxGroupNameLen)
 	}
-	if !nameRE.MatchString(name) {
-		return nil, badRequest("name may hold only letters, digits, underscores, dashes and dots, and must start and end with a letter or digit")
+	if !nameRE.MatchString(name) || !nameDocRE.MatchString(name) {
+		return nil, badRequest("name may hold only letters, digits, dashes and dots, and must start and end with a letter or digit")
 	}
-	if e := validateDescription(description); e != nil {
-		return nil, e
+	if description != "" {
+		if e := validateDescription(description); e != nil {
+			return nil, e
+		}
 	}
 	if strings.EqualFold(name, defaultGroup) {
 		return nil, errorf(http.StatusConflict, codeConflict, "the name default is reserved")

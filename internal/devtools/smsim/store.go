@@ -74,6 +74,7 @@ func (st State) valid() bool {
 const (
 	maxNameLen          = 256
 	minNameLen          = 2
+	minDescriptionLen   = 2
 	maxDescriptionLen   = 1024
 	maxLabels           = 30
 	minLabelLen         = 2
@@ -90,8 +91,11 @@ const (
 )
 
 var (
-	// nameRE is the CLI reference's pattern for --secret-name.
+	// nameRE is the API's pattern for a secret name (CLI reference, Terraform docs).
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_]*(?:_*-*\.*[A-Za-z0-9]*)*[A-Za-z0-9]+$`)
+	// nameDocRE is the rule of limits.md: only letters, digits, dashes and dots, and a
+	// letter or digit first and last. Both apply (package doc).
+	nameDocRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 	// pemRE is the CLI reference's pattern for certificate fields, anchored.
 	pemRE  = regexp.MustCompile(`^(-{5}BEGIN.+?-{5}[\s\S]+-{5}END.+?-{5}[\s]*)$`)
 	uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -127,7 +131,6 @@ type secret struct {
 	createdBy             string
 	createdAt, updatedAt  time.Time
 	versions              []*version // oldest first; the last is the current version
-	versionsTotal         int
 
 	// public_cert
 	bundleCerts bool
@@ -227,7 +230,6 @@ func (s *secret) addVersion(v *version) *apiError {
 		return lockedError()
 	}
 	s.versions = append(s.versions, v)
-	s.versionsTotal++
 	for i := 0; i < len(s.versions)-2; i++ {
 		s.versions[i].payload = nil
 	}
@@ -246,15 +248,16 @@ func validateName(name string) *apiError {
 	if n < minNameLen || n > maxNameLen {
 		return badRequest("name must be %d to %d characters long", minNameLen, maxNameLen)
 	}
-	if !nameRE.MatchString(name) {
-		return badRequest("name may hold only letters, digits, underscores, dashes and dots, and must start and end with a letter or digit")
+	if !nameRE.MatchString(name) || !nameDocRE.MatchString(name) {
+		return badRequest("name may hold only letters, digits, dashes and dots, and must start and end with a letter or digit")
 	}
 	return nil
 }
 
+// validateDescription checks a description that is given: absent is fine, "" is not.
 func validateDescription(d string) *apiError {
-	if textLen(d) > maxDescriptionLen {
-		return badRequest("description must be at most %d characters long", maxDescriptionLen)
+	if n := textLen(d); n < minDescriptionLen || n > maxDescriptionLen {
+		return badRequest("description must be %d to %d characters long", minDescriptionLen, maxDescriptionLen)
 	}
 	return nil
 }

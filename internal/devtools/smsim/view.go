@@ -128,7 +128,7 @@ func (inst *instance) view(sec *secret) Secret {
 		Labels: slices.Clone(sec.labels), CustomMetadata: decodeObject(sec.customMetadata),
 		GroupID: sec.groupID, Type: sec.typ, State: sec.state, CreatedBy: sec.createdBy,
 		CreatedAt: sec.createdAt, UpdatedAt: sec.updatedAt,
-		LocksTotal: sec.locksTotal(), VersionsTotal: sec.versionsTotal,
+		LocksTotal: sec.locksTotal(), VersionsTotal: len(sec.versions),
 		BundleCerts: sec.bundleCerts, CA: sec.ca, DNS: sec.dns,
 		CertificateTemplate: sec.certificateTemplate, CertificateAuthority: sec.certificateAuthority,
 	}
