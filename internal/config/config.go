@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -231,6 +232,11 @@ func parseSuccessor(params map[string]any, c *Config) []error {
 	return errs
 }
 
+// parseReconcile reads the reconcile's switches. concurrency has one rule, checked here
+// for every entry point (the action and the command): a whole number from 1 to
+// max_concurrency, which is itself at most HardMaxConcurrency. An invalid
+// max_concurrency is reported alone; concurrency is then held to the hard bound, so that
+// one mistake gives one error.
 func parseReconcile(params map[string]any, c *Config) []error {
 	var errs []error
 	var err error
@@ -243,11 +249,17 @@ func parseReconcile(params map[string]any, c *Config) []error {
 	maxC, err := integer(params, "max_concurrency", DefaultMaxConcurrency, 1, HardMaxConcurrency)
 	if err != nil {
 		errs = append(errs, err)
+		maxC = HardMaxConcurrency
 	}
-	if c.Concurrency, err = integer(params, "concurrency", DefaultConcurrency, 1, HardMaxConcurrency); err != nil {
+	// Not given: the default, within a max_concurrency set below it.
+	n, err := integer(params, "concurrency", min(DefaultConcurrency, maxC), math.MinInt, math.MaxInt)
+	switch {
+	case err != nil:
 		errs = append(errs, err)
-	} else if c.Concurrency > maxC {
-		errs = append(errs, bad("concurrency", "%d is above max_concurrency %d", c.Concurrency, maxC))
+	case n < 1 || n > maxC:
+		errs = append(errs, bad("concurrency", "must be between 1 and max_concurrency (%d; max_concurrency itself is at most %d)", maxC, HardMaxConcurrency))
+	default:
+		c.Concurrency = n
 	}
 	return errs
 }

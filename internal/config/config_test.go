@@ -90,6 +90,14 @@ func TestParse(t *testing.T) {
 		{name: "unknown mode", params: with("mode", "backup"), param: "mode"},
 		{name: "public key not PEM", params: with("source_public_key", "abc"), param: "source_public_key"},
 		{name: "concurrency above max", params: with("mode", "reconcile", "concurrency", float64(20), "max_concurrency", float64(10)), param: "concurrency"},
+		{name: "concurrency above the default max_concurrency", params: with("mode", "reconcile", "concurrency", "17"), param: "concurrency"},
+		{name: "concurrency 17 to 64 with max_concurrency raised", params: with("mode", "reconcile", "concurrency", "64", "max_concurrency", "64"), check: func(t *testing.T, c *Config) {
+			assert.Equal(t, 64, c.Concurrency)
+		}},
+		{name: "max_concurrency below the default lowers the default", params: with("mode", "reconcile", "max_concurrency", float64(2)), check: func(t *testing.T, c *Config) {
+			assert.Equal(t, 2, c.Concurrency)
+		}},
+		{name: "max_concurrency above the hard bound", params: with("mode", "reconcile", "max_concurrency", float64(65)), param: "max_concurrency"},
 		{name: "concurrency zero", params: with("mode", "reconcile", "concurrency", float64(0)), param: "concurrency"},
 		{name: "concurrency fraction", params: with("mode", "verify", "concurrency", 1.5), param: "concurrency"},
 		{name: "prune not boolean", params: with("mode", "reconcile", "prune", "sometimes"), param: "prune"},
@@ -115,6 +123,43 @@ func TestParse(t *testing.T) {
 			assert.Equal(t, tt.param, pe.Param)
 			assert.Contains(t, err.Error(), tt.param)
 			assert.NotContains(t, err.Error(), key, "an error must never quote the API key")
+		})
+	}
+}
+
+// TestConcurrencyOneRule: concurrency is judged by one rule with one message, whatever
+// makes it too large; a bad max_concurrency is reported once, not again through
+// concurrency.
+func TestConcurrencyOneRule(t *testing.T) {
+	tests := []struct {
+		name   string
+		params map[string]any
+		want   []string // every error of the run, in order
+	}{
+		{name: "65 against the default cap", params: with("mode", "reconcile", "concurrency", float64(65)),
+			want: []string{"parameter concurrency: must be between 1 and max_concurrency (16; max_concurrency itself is at most 64)"}},
+		{name: "17 against the default cap", params: with("mode", "verify", "concurrency", "17"),
+			want: []string{"parameter concurrency: must be between 1 and max_concurrency (16; max_concurrency itself is at most 64)"}},
+		{name: "65 against the raised cap", params: with("mode", "reconcile", "concurrency", "65", "max_concurrency", "64"),
+			want: []string{"parameter concurrency: must be between 1 and max_concurrency (64; max_concurrency itself is at most 64)"}},
+		{name: "zero", params: with("mode", "reconcile", "concurrency", "0", "max_concurrency", "32"),
+			want: []string{"parameter concurrency: must be between 1 and max_concurrency (32; max_concurrency itself is at most 64)"}},
+		{name: "bad cap alone", params: with("mode", "reconcile", "concurrency", "20", "max_concurrency", "100"),
+			want: []string{"parameter max_concurrency: must be between 1 and 64"}},
+		{name: "bad cap and a concurrency above the hard bound", params: with("mode", "reconcile", "concurrency", "65", "max_concurrency", "0"),
+			want: []string{"parameter max_concurrency: must be between 1 and 64", "parameter concurrency: must be between 1 and max_concurrency (64; max_concurrency itself is at most 64)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.params)
+			require.Error(t, err)
+			var got []string
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				var pe *ParamError
+				require.True(t, errors.As(e, &pe))
+				got = append(got, pe.Error())
+			}
+			assert.Equal(t, tt.want, got)
 		})
 	}
 }
