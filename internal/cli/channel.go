@@ -13,6 +13,12 @@ import (
 	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
+// ExitUnconfirmed is test-channel's exit status when Certificate Manager accepted the
+// request for a test notification but nothing confirmed its delivery. test-channel exits
+// ExitOK only when the service confirms the delivery, which its answer never does today;
+// deploy.sh reports this status as "requested, not confirmed".
+const ExitUnconfirmed = 3
+
 // channel registers the web action as the source instance's Callback URL channel
 // (register-channel), or asks Certificate Manager to send it a test notification
 // (test-channel). Both find the channel by its endpoint, so running them again after a
@@ -71,11 +77,19 @@ func (r *runner) channel(name string, args []string) int {
 			return ExitFail
 		}
 		if err := c.TestChannel(ctx, source, existing.ID); err != nil {
-			fmt.Fprintf(r.stderr, "%s: %v\n", name, err)
+			fmt.Fprintf(r.stderr, "%s: Certificate Manager did not accept the request to test channel %s (%s): %v\n", name, existing.ID, *endpoint, err)
 			return ExitFail
 		}
-		fmt.Fprintf(r.stdout, "Certificate Manager sent test_notification_channel to channel %s (%s).\n", existing.ID, *endpoint)
-		return ExitOK
+		// The answer to the test request carries no delivery result (the simulator
+		// answers 200 whatever the delivery did; the real answer is undocumented), so
+		// nothing here shows that the endpoint received the notification. Say exactly
+		// that, and let the exit status say it too.
+		fmt.Fprintf(r.stdout, "Certificate Manager accepted the request to send test_notification_channel to channel %s (%s); its answer does not say whether the endpoint received it.\n", existing.ID, *endpoint)
+		if !existing.IsActive {
+			fmt.Fprintf(r.stdout, "The channel is INACTIVE: Certificate Manager sends it no events until it is enabled (console: Notifications).\n")
+		}
+		fmt.Fprintf(r.stdout, "Delivery not confirmed: look for test_notification_channel in the endpoint's logs.\n")
+		return ExitUnconfirmed
 	}
 
 	if existing != nil {

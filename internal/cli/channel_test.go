@@ -51,10 +51,28 @@ func TestChannelCommands(t *testing.T) {
 	assert.Contains(t, o.stdout, "already registered")
 	assert.Len(t, sim.Channels(w.source), 1, "a redeploy registers nothing twice")
 
+	// Certificate Manager delivers the test notification, but its answer to the test
+	// request does not say so: test-channel reports what it observed, and no more.
 	o = w.run(t, w.env, "test-channel", "--url", url)
-	require.Equal(t, ExitOK, o.code, o.stderr)
+	require.Equal(t, ExitUnconfirmed, o.code, o.stderr)
 	assert.EqualValues(t, 1, received.Load(), "Certificate Manager posted the test notification")
 	assert.Contains(t, lastBody.Load(), `"data":"eyJ`)
+	assert.Contains(t, o.stdout, "accepted the request to send test_notification_channel")
+	assert.Contains(t, o.stdout, "Delivery not confirmed")
+	assert.NotContains(t, o.stdout, " sent ")
+
+	// Nothing listens on the endpoint: the answer is the same, and so is the report; it
+	// never claims a delivery (it used to say "sent" and exit 0).
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL + "/api/v1/web/ns/certbackup/notify.http"
+	dead.Close()
+	o = w.run(t, w.env, "register-channel", "--url", deadURL)
+	require.Equal(t, ExitOK, o.code, o.stderr)
+	o = w.run(t, w.env, "test-channel", "--url", deadURL)
+	assert.Equal(t, ExitUnconfirmed, o.code, o.stderr)
+	assert.Contains(t, o.stdout, "Delivery not confirmed")
+	assert.NotContains(t, o.stdout, " sent ")
+	assert.NotContains(t, o.stdout, "confirmed that")
 
 	for _, bad := range []string{"", "ftp://x/y", "http://example.com/notify.http", "https://u:p@example.com/x"} {
 		o = w.run(t, w.env, "register-channel", "--url", bad)
