@@ -1,12 +1,14 @@
-// Package deploy_test runs deploy.sh against stand-ins for ibmcloud, wskdeploy,
-// wsk and the certbackup CLI, in copies of the parts of the repository that
-// deploy.sh uses, and checks what it builds, calls and prints.
+// Package deploy_test runs deploy.sh against stand-ins for ibmcloud, wskdeploy, wsk,
+// curl, go and the certbackup CLI (package deploytest), in copies of the parts of the
+// repository that deploy.sh uses, and checks what it builds, calls and prints. The
+// stand-ins make these tests independent of the rest of the module: they compile only
+// the build tooling and the stand-ins.
 package deploy_test
 
 import (
 	"archive/zip"
 	"bytes"
-	"errors"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -19,36 +21,26 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/certbackup/certbackup/internal/build/buildzip"
+	"github.com/certbackup/certbackup/test/deploy/deploytest"
 )
 
 const (
-	fakeFunctionPkg = "./test/deploy/testdata/fakefunction"
+	fakeFunctionPkg = deploytest.FakeFunctionPkg
 	cmSecret        = "cm-SECRET-apikey-0123456789abcdef"
 	backupSecret    = "backup-SECRET-apikey-fedcba9876543210"
 	sourceCRN       = "crn:v1:bluemix:public:cloudcerts:us-south:a/0123456789abcdef:11111111-2222-3333-4444-555555555555::"
 	backupCRNs      = "crn:v1:bluemix:public:cloudcerts:eu-de:a/0123456789abcdef:66666666-7777-8888-9999-000000000000::"
 	defaultURL      = "https://us-south.functions.appdomain.cloud/api/v1/web/ns-guid/certbackup/notify.http"
+	checkOpenWhisk  = "go run -trimpath -buildvcs=false " + fakeFunctionPkg + " check-config --platform openwhisk --cron 0 * * * *"
 )
-
-// deployVars are the variables deploy.sh reads; they are removed from the
-// inherited environment so that a developer's shell cannot change a result.
-var deployVars = []string{
-	"CM_APIKEY", "SOURCE_INSTANCE_CRN", "BACKUP_INSTANCE_CRNS", "BACKUP_APIKEY", "SOURCE_PUBLIC_KEY",
-	"IAM_URL", "CM_ENDPOINTS", "PRIVATE_ENDPOINTS", "RECONCILE_CRON", "PACKAGE_NAME", "DEPLOY_TOOL",
-	"CERTBACKUP_FUNCTION_PKG", "CERTBACKUP_CLI", "STUB_LOG", "STUB_ENV_LOG", "STUB_FAIL", "STUB_URL", "REAL_GO",
-}
 
 // fixture is shared by all tests and set up once in TestMain.
 var fixture struct {
-	root    string   // the real repository
-	tmp     string   // everything the tests write
-	stubBin string   // ibmcloud, wskdeploy, wsk, certbackup-cli stand-ins
-	goBin   string   // a `go` stand-in that logs and delegates to realGo
-	realGo  string   // the real go command
-	repo    string   // the shared repository copy (deploy tests run here, one at a time)
-	build   result   // the one `./deploy.sh build` of the shared copy, through the go stand-in
-	zip     []byte   // build/action.zip of that build
-	order   []string // names installed as stand-ins
+	*deploytest.Fixture
+	root  string            // the real repository
+	repo  string            // the shared repository copy (deploy tests run here, one at a time)
+	build deploytest.Result // the one `./deploy.sh build` of the shared copy
+	zip   []byte            // build/action.zip of that build
 }
 
 func TestMain(m *testing.M) {
@@ -59,53 +51,29 @@ func TestMain(m *testing.M) {
 	} else {
 		code = m.Run()
 	}
-	if fixture.tmp != "" {
-		os.RemoveAll(fixture.tmp)
+	if fixture.Fixture != nil {
+		fixture.Close()
 	}
 	os.Exit(code)
 }
 
 func setup() (int, error) {
-	root, err := filepath.Abs("../..")
+	f, err := deploytest.Setup()
 	if err != nil {
 		return 0, err
 	}
-	fixture.root = root
-	if fixture.realGo, err = exec.LookPath("go"); err != nil {
-		return 0, err
-	}
-	if fixture.tmp, err = os.MkdirTemp("", "certbackup-deploy-test-"); err != nil {
-		return 0, err
-	}
-	stub, err := os.ReadFile(filepath.Join(root, "test/deploy/testdata/bin/stub"))
-	if err != nil {
-		return 0, err
-	}
-	fixture.stubBin = filepath.Join(fixture.tmp, "bin")
-	fixture.goBin = filepath.Join(fixture.tmp, "gobin")
-	fixture.order = []string{"ibmcloud", "wskdeploy", "wsk", "certbackup-cli"}
-	for _, d := range []string{fixture.stubBin, fixture.goBin} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return 0, err
-		}
-	}
-	for _, name := range fixture.order {
-		if err := os.WriteFile(filepath.Join(fixture.stubBin, name), stub, 0o755); err != nil {
-			return 0, err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(fixture.goBin, "go"), stub, 0o755); err != nil {
-		return 0, err
-	}
-
-	if fixture.repo, err = copyRepo(filepath.Join(fixture.tmp, "repo")); err != nil {
+	fixture.Fixture = f
+	fixture.root = f.Root
+	if fixture.repo, err = f.CopyRepo(filepath.Join(f.Tmp, "repo")); err != nil {
 		return 0, err
 	}
 	// The one shared build: every other test that needs the archive reads this
 	// one; deploy runs rebuild it in place from the Go build cache.
-	fixture.build = runScript(fixture.repo, runOpts{goStub: true}, "build")
-	if fixture.build.code != 0 {
-		return 0, fmt.Errorf("./deploy.sh build exited %d:\n%s%s", fixture.build.code, fixture.build.stdout, fixture.build.stderr)
+	if fixture.build, err = f.Run(fixture.repo, deploytest.Opts{}, "build"); err != nil {
+		return 0, err
+	}
+	if fixture.build.Code != 0 {
+		return 0, fmt.Errorf("./deploy.sh build exited %d:\n%s", fixture.build.Code, fixture.build.Output())
 	}
 	if fixture.zip, err = os.ReadFile(filepath.Join(fixture.repo, "build/action.zip")); err != nil {
 		return 0, err
@@ -113,161 +81,21 @@ func setup() (int, error) {
 	return 0, nil
 }
 
-// copyRepo copies what deploy.sh needs into dst: the script, the manifest, the
-// module files, the buildzip packages and the stand-in function.
-func copyRepo(dst string) (string, error) {
-	files := []string{"deploy.sh", "manifest.yaml", "go.mod", "go.sum"}
-	for _, dir := range []string{"internal/build/buildzip", "internal/build/manifest", "internal/build/cmd/buildzip", "test/deploy/testdata/fakefunction"} {
-		matches, err := filepath.Glob(filepath.Join(fixture.root, dir, "*.go"))
-		if err != nil {
-			return "", err
-		}
-		if len(matches) == 0 {
-			return "", fmt.Errorf("no Go files in %s", dir)
-		}
-		for _, m := range matches {
-			if !strings.HasSuffix(m, "_test.go") {
-				rel, _ := filepath.Rel(fixture.root, m)
-				files = append(files, rel)
-			}
-		}
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join(fixture.root, f))
-		if errors.Is(err, os.ErrNotExist) && f == "go.sum" {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		mode := os.FileMode(0o644)
-		if f == "deploy.sh" {
-			mode = 0o755
-		}
-		target := filepath.Join(dst, f)
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(target, data, mode); err != nil {
-			return "", err
-		}
-	}
-	return dst, nil
-}
-
 // newRepo gives a test its own repository copy.
 func newRepo(t *testing.T) string {
 	t.Helper()
-	dir, err := copyRepo(filepath.Join(t.TempDir(), "repo"))
+	dir, err := fixture.CopyRepo(filepath.Join(t.TempDir(), "repo"))
 	require.NoError(t, err)
 	return dir
 }
 
-type runOpts struct {
-	env    map[string]string // added to the environment; "" values are set empty
-	unset  []string          // not set at all
-	goStub bool              // put the logging `go` stand-in first on PATH
-	path   string            // replaces PATH entirely when set
-}
+type runOpts = deploytest.Opts
 
-type result struct {
-	code           int
-	stdout, stderr string
-	calls          []string // one per stand-in invocation, in order
-	envLog         []string
-}
-
-func (r result) output() string { return r.stdout + r.stderr }
-
-// envOf returns what the stand-in name saw for variable v at its first call,
-// and whether it was set.
-func (r result) envOf(name, v string) (string, bool) {
-	for _, l := range r.envLog {
-		if l == name+" "+v+"<unset>" {
-			return "", false
-		}
-		if val, ok := strings.CutPrefix(l, name+" "+v+"="); ok {
-			return val, true
-		}
-	}
-	return "", false
-}
-
-func baseEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		drop := k == "PATH"
-		for _, v := range deployVars {
-			drop = drop || k == v
-		}
-		if !drop {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-func runScript(repo string, o runOpts, args ...string) result {
-	logDir, err := os.MkdirTemp(fixture.tmp, "run-")
-	if err != nil {
-		panic(err)
-	}
-	vars := map[string]string{
-		"STUB_LOG":                filepath.Join(logDir, "calls.log"),
-		"STUB_ENV_LOG":            filepath.Join(logDir, "env.log"),
-		"REAL_GO":                 fixture.realGo,
-		"CERTBACKUP_FUNCTION_PKG": fakeFunctionPkg,
-		"CERTBACKUP_CLI":          filepath.Join(fixture.stubBin, "certbackup-cli"),
-	}
-	for k, v := range o.env {
-		vars[k] = v
-	}
-	for _, k := range o.unset {
-		delete(vars, k)
-	}
-	path := fixture.stubBin + string(os.PathListSeparator) + os.Getenv("PATH")
-	if o.goStub {
-		path = fixture.goBin + string(os.PathListSeparator) + path
-	}
-	if o.path != "" {
-		path = o.path
-	}
-	env := append(baseEnv(), "PATH="+path)
-	for k, v := range vars {
-		env = append(env, k+"="+v)
-	}
-
-	cmd := exec.Command(filepath.Join(repo, "deploy.sh"), args...)
-	cmd.Dir = repo
-	cmd.Env = env
-	cmd.Stdin = nil
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		panic(err)
-	}
-	r.calls = readLines(vars["STUB_LOG"])
-	r.envLog = readLines(vars["STUB_ENV_LOG"])
+func runScript(t *testing.T, repo string, o runOpts, args ...string) deploytest.Result {
+	t.Helper()
+	r, err := fixture.Run(repo, o, args...)
+	require.NoError(t, err)
 	return r
-}
-
-func readLines(path string) []string {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		panic(err)
-	}
-	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 }
 
 // deployEnv is a complete, valid set of deploy inputs.
@@ -280,42 +108,65 @@ func deployEnv() map[string]string {
 	}
 }
 
-// deploy runs deploy.sh in the shared repository copy and checks what must
-// hold for every run: no secret in its output.
-func deploy(t *testing.T, o runOpts, args ...string) result {
+// deploy runs deploy.sh in the shared repository copy and checks what must hold for
+// every run: no secret in its output or on any command line.
+func deploy(t *testing.T, o runOpts, args ...string) deploytest.Result {
 	t.Helper()
-	r := runScript(fixture.repo, o, args...)
-	assertNoSecrets(t, r)
+	r := runScript(t, fixture.repo, o, args...)
+	assertNoSecrets(t, r, cmSecret, backupSecret)
 	return r
 }
 
-func assertNoSecrets(t *testing.T, r result) {
+// assertNoSecrets: no secret (nor its base64) in the output, on a command line, or left
+// in a temporary file.
+func assertNoSecrets(t *testing.T, r deploytest.Result, secrets ...string) {
 	t.Helper()
-	for _, s := range []string{cmSecret, backupSecret} {
-		assert.NotContains(t, r.stdout, s, "a secret reached deploy.sh's stdout")
-		assert.NotContains(t, r.stderr, s, "a secret reached deploy.sh's stderr")
+	for _, s := range secrets {
+		for _, form := range []string{s, base64.StdEncoding.EncodeToString([]byte(s))} {
+			assert.NotContains(t, r.Stdout, form, "a secret reached deploy.sh's stdout")
+			assert.NotContains(t, r.Stderr, form, "a secret reached deploy.sh's stderr")
+			for _, c := range r.Calls {
+				assert.NotContains(t, c, form, "a secret is on a command line: %s", c)
+			}
+		}
 	}
+	left, err := os.ReadDir(r.TmpDir)
+	require.NoError(t, err)
+	assert.Empty(t, left, "deploy.sh left files in TMPDIR")
 }
 
 func cli(args string) string { return "certbackup-cli " + args }
 
+// withoutGo drops the `go` calls (the build) from a call list.
+func withoutGo(calls []string) []string {
+	var out []string
+	for _, c := range calls {
+		if !strings.HasPrefix(c, "go ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func TestDeployRunsExactCommandsInOrder(t *testing.T) {
-	r := deploy(t, runOpts{env: deployEnv()})
-	require.Equal(t, 0, r.code, r.output())
-	assert.Equal(t, []string{
+	r := deploy(t, runOpts{Env: deployEnv()})
+	require.Equal(t, 0, r.Code, r.Output())
+	assert.Equal(t, append(append([]string{checkOpenWhisk}, fixture.build.Calls...),
 		"ibmcloud fn deploy --manifest manifest.yaml",
 		"ibmcloud fn action get certbackup/notify --url",
-		cli("register-channel --url " + defaultURL),
-		cli("test-channel --url " + defaultURL),
-	}, r.calls)
+		cli("register-channel --url "+defaultURL),
+		cli("test-channel --url "+defaultURL),
+	), r.Calls, "the configuration is checked first, then built, deployed, registered and tested")
 
-	assert.Contains(t, strings.Split(r.stdout, "\n"), defaultURL, "the Callback URL is printed on a line of its own")
-	assert.Contains(t, r.stdout, "build/action.zip: ")
-	assert.Contains(t, r.stdout, " bytes")
+	assert.Contains(t, strings.Split(r.Stdout, "\n"), defaultURL, "the Callback URL is printed on a line of its own")
+	assert.Contains(t, r.Stdout, "build/action.zip: ")
+	assert.Contains(t, r.Stdout, " bytes")
 
-	// The manifest's $VAR interpolation needs every variable exported, defaults included.
+	// The manifest's $VAR interpolation needs every variable exported, defaults included;
+	// the checker and the CLI see the same values, under both names of a setting.
 	for name, want := range map[string]string{
 		"CM_APIKEY":            cmSecret,
+		"APIKEY":               cmSecret,
 		"BACKUP_APIKEY":        backupSecret,
 		"SOURCE_INSTANCE_CRN":  sourceCRN,
 		"BACKUP_INSTANCE_CRNS": backupCRNs,
@@ -324,14 +175,26 @@ func TestDeployRunsExactCommandsInOrder(t *testing.T) {
 		"SOURCE_PUBLIC_KEY":    "",
 		"IAM_URL":              "",
 		"CM_ENDPOINTS":         "",
+		"ENDPOINTS":            "",
 		"PRIVATE_ENDPOINTS":    "",
 	} {
 		for _, tool := range []string{"ibmcloud", "certbackup-cli"} {
-			got, set := r.envOf(tool, name)
+			got, set := r.EnvOf(tool, name)
 			assert.True(t, set, "%s must see %s exported", tool, name)
 			assert.Equal(t, want, got, "%s saw %s", tool, name)
 		}
 	}
+	for name, want := range map[string]string{
+		"CM_APIKEY": cmSecret, "APIKEY": cmSecret, "SOURCE_INSTANCE_CRN": sourceCRN, "BACKUP_INSTANCE_CRNS": backupCRNs,
+	} {
+		got, _ := r.EnvOf("go", name) // the first go call is check-config
+		assert.Equal(t, want, got, "check-config saw %s", name)
+	}
+
+	// Only observed facts: the test notification was requested, not confirmed.
+	assert.Contains(t, r.Stdout, "NOT confirmed")
+	assert.NotContains(t, r.Output(), "now reach")
+	assert.NotContains(t, r.Output(), "succeeded")
 
 	// The deploy rebuilt the archive in place: same inputs, same bytes.
 	zipAfter, err := os.ReadFile(filepath.Join(fixture.repo, "build/action.zip"))
@@ -347,231 +210,302 @@ func TestDeployPassesOptionalVariables(t *testing.T) {
 	env["IAM_URL"] = "https://iam.test.cloud.ibm.com"
 	env["PRIVATE_ENDPOINTS"] = "true"
 	env["SOURCE_PUBLIC_KEY"] = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"
-	r := deploy(t, runOpts{env: env})
-	require.Equal(t, 0, r.code, r.output())
+	r := deploy(t, runOpts{Env: env})
+	require.Equal(t, 0, r.Code, r.Output())
 	url := "https://us-south.functions.appdomain.cloud/api/v1/web/ns-guid/certbackup-staging/notify.http"
 	assert.Equal(t, []string{
+		"go run -trimpath -buildvcs=false " + fakeFunctionPkg + " check-config --platform openwhisk --cron */15 * * * *",
 		"ibmcloud fn deploy --manifest manifest.yaml",
 		"ibmcloud fn action get certbackup-staging/notify --url",
 		cli("register-channel --url " + url),
 		cli("test-channel --url " + url),
-	}, r.calls)
+	}, append(r.Calls[:1:1], withoutGo(r.Calls)...))
 	for _, name := range []string{"RECONCILE_CRON", "PACKAGE_NAME", "CM_ENDPOINTS", "IAM_URL", "PRIVATE_ENDPOINTS"} {
-		got, _ := r.envOf("ibmcloud", name)
+		got, _ := r.EnvOf("ibmcloud", name)
 		assert.Equal(t, env[name], got, name)
 	}
-	got, _ := r.envOf("ibmcloud", "SOURCE_PUBLIC_KEY")
+	got, _ := r.EnvOf("ibmcloud", "SOURCE_PUBLIC_KEY")
 	assert.Equal(t, strings.ReplaceAll(env["SOURCE_PUBLIC_KEY"], "\n", `\n`), got)
+	got, _ = r.EnvOf("go", "ENDPOINTS")
+	assert.Equal(t, env["CM_ENDPOINTS"], got, "check-config sees CM_ENDPOINTS under its current name too")
+}
+
+func TestDeployAcceptsTheCurrentNames(t *testing.T) {
+	env := deployEnv()
+	delete(env, "CM_APIKEY")
+	env["APIKEY"] = cmSecret
+	env["ENDPOINTS"] = `{"us-south":"https://us-south.certificate-manager.cloud.ibm.com"}`
+	r := deploy(t, runOpts{Env: env})
+	require.Equal(t, 0, r.Code, r.Output())
+	got, _ := r.EnvOf("ibmcloud", "CM_APIKEY")
+	assert.Equal(t, cmSecret, got, "the manifest's $CM_APIKEY gets APIKEY")
+	got, _ = r.EnvOf("ibmcloud", "CM_ENDPOINTS")
+	assert.Equal(t, env["ENDPOINTS"], got, "the manifest's $CM_ENDPOINTS gets ENDPOINTS")
+
+	// Two different values for one setting: refused, by name only.
+	env["CM_APIKEY"] = backupSecret
+	r = deploy(t, runOpts{Env: env})
+	assert.Equal(t, 2, r.Code, r.Output())
+	assert.Contains(t, r.Stderr, "APIKEY and CM_APIKEY are both set and differ")
+	assert.Empty(t, r.Calls, "nothing runs, not even the checker")
 }
 
 func TestDeployWithWskdeploy(t *testing.T) {
 	env := deployEnv()
 	env["DEPLOY_TOOL"] = "wskdeploy"
 	env["PACKAGE_NAME"] = "cb2"
-	r := deploy(t, runOpts{env: env})
-	require.Equal(t, 0, r.code, r.output())
+	r := deploy(t, runOpts{Env: env})
+	require.Equal(t, 0, r.Code, r.Output())
 	url := "https://us-south.functions.appdomain.cloud/api/v1/web/ns-guid/cb2/notify.http"
 	assert.Equal(t, []string{
 		"wskdeploy --manifest manifest.yaml",
 		"wsk action get cb2/notify --url",
 		cli("register-channel --url " + url),
 		cli("test-channel --url " + url),
-	}, r.calls)
-	got, _ := r.envOf("wskdeploy", "CM_APIKEY")
+	}, withoutGo(r.Calls))
+	assert.Equal(t, checkOpenWhisk, r.Calls[0])
+	got, _ := r.EnvOf("wskdeploy", "CM_APIKEY")
 	assert.Equal(t, cmSecret, got)
-	got, _ = r.envOf("wskdeploy", "PACKAGE_NAME")
+	got, _ = r.EnvOf("wskdeploy", "PACKAGE_NAME")
 	assert.Equal(t, "cb2", got)
-	assert.Contains(t, r.stdout, url)
+	assert.Contains(t, r.Stdout, url)
 }
 
-func TestDeployMissingRequiredVariable(t *testing.T) {
-	for _, name := range []string{"CM_APIKEY", "SOURCE_INSTANCE_CRN", "BACKUP_INSTANCE_CRNS"} {
-		for _, how := range []string{"unset", "empty"} {
-			t.Run(name+"/"+how, func(t *testing.T) {
-				env := deployEnv()
-				o := runOpts{env: env}
-				if how == "unset" {
-					delete(env, name)
-				} else {
-					env[name] = ""
-				}
-				r := deploy(t, o)
-				assert.Equal(t, 2, r.code, r.output())
-				assert.Contains(t, r.stderr, name)
-				assert.Empty(t, r.calls, "nothing may be called when an input is missing")
-				assert.NotContains(t, r.stdout, "building", "nothing may be built when an input is missing")
-				for _, other := range []string{"CM_APIKEY", "SOURCE_INSTANCE_CRN", "BACKUP_INSTANCE_CRNS"} {
-					if other != name {
-						assert.NotContains(t, r.stderr, "variable "+other, "only the missing variable is named")
-					}
-				}
-			})
-		}
-	}
-	t.Run("all", func(t *testing.T) {
-		r := deploy(t, runOpts{})
-		assert.Equal(t, 2, r.code)
-		for _, name := range []string{"CM_APIKEY", "SOURCE_INSTANCE_CRN", "BACKUP_INSTANCE_CRNS"} {
-			assert.Contains(t, r.stderr, "variable "+name, "each missing variable is named")
-		}
-		assert.Empty(t, r.calls)
-	})
-}
-
-func TestDeployRejectsInvalidInputsBeforeCallingAnything(t *testing.T) {
-	for name, bad := range map[string]string{
-		"DEPLOY_TOOL":    "terraform",
-		"RECONCILE_CRON": "0 * * *",
-		"PACKAGE_NAME":   "cert/backup",
-		"CM_ENDPOINTS":   "https://us-south.certificate-manager.cloud.ibm.com",
+// TestDeployChecksEveryVariableBeforeCallingAnything: the configuration is checked by
+// the binary's check-config (the stand-in answers as told); when it finds a problem,
+// its lines are shown and no ibmcloud command runs, nothing is built.
+func TestDeployChecksEveryVariableBeforeCallingAnything(t *testing.T) {
+	for name, bad := range map[string]map[string]string{
+		"garbage CRNs":      {"SOURCE_INSTANCE_CRN": "garbage", "BACKUP_INSTANCE_CRNS": "garbage"},
+		"key with spaces":   {"CM_APIKEY": "my key with spaces"},
+		"cron out of range": {"RECONCILE_CRON": "99 99 * * *"},
+		"missing key":       {"CM_APIKEY": ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			env := deployEnv()
-			env[name] = bad
-			r := deploy(t, runOpts{env: env})
-			assert.Equal(t, 2, r.code, r.output())
-			assert.Contains(t, r.stderr, name)
-			assert.Empty(t, r.calls)
+			for k, v := range bad {
+				env[k] = v
+			}
+			env["STUB_CONFIG_ERRORS"] = "parameter source_instance_crn: is not a CRN\nparameter apikey: must not contain white space"
+			r := deploy(t, runOpts{Env: env})
+			assert.Equal(t, 2, r.Code, r.Output())
+			require.Len(t, r.Calls, 1, "only the checker ran: %v", r.Calls)
+			assert.Contains(t, r.Calls[0], " check-config --platform openwhisk --cron ")
+			assert.Contains(t, r.Stderr, "parameter source_instance_crn: is not a CRN", "the checker's lines are shown")
+			assert.Contains(t, r.Stderr, "nothing was built or deployed")
+			assert.NotContains(t, r.Stdout, "building")
+			for k, v := range bad {
+				got, _ := r.EnvOf("go", k)
+				assert.Equal(t, v, got, "the checker saw %s as given", k)
+				if k == "CM_APIKEY" && v != "" {
+					assert.NotContains(t, r.Output(), v, "a key's value is never printed")
+				}
+			}
+			if v, ok := bad["RECONCILE_CRON"]; ok {
+				assert.True(t, strings.HasSuffix(r.Calls[0], "--cron "+v), "the cron goes to the checker as given: %s", r.Calls[0])
+				assert.Contains(t, r.Stdout, "'"+v+"'", "and is shown as given, not shell-escaped")
+			}
+		})
+	}
+
+	t.Run("a checker that cannot run", func(t *testing.T) {
+		// The real function package of this copy is a stand-in that knows no check-config:
+		// deploy.sh must not take its exit status 0 for a valid configuration.
+		r := deploy(t, runOpts{Env: deployEnv(), Path: strings.Join([]string{fixture.StubBin, filepath.Dir(fixture.RealGo), "/usr/bin", "/bin"}, ":")})
+		assert.Equal(t, 2, r.Code, r.Output())
+		assert.Contains(t, r.Stderr, `without "configuration valid"`)
+		assert.Empty(t, r.CallsOf("ibmcloud"))
+	})
+}
+
+func TestDeployRejectsInvalidDeployVariablesBeforeCallingAnything(t *testing.T) {
+	for name, c := range map[string]struct{ value, shown string }{
+		"DEPLOY_TOOL":  {"terraform", "DEPLOY_TOOL 'terraform'"},
+		"PACKAGE_NAME": {"cert/backup", "PACKAGE_NAME 'cert/backup'"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := deployEnv()
+			env[name] = c.value
+			r := deploy(t, runOpts{Env: env})
+			assert.Equal(t, 2, r.Code, r.Output())
+			assert.Contains(t, r.Stderr, c.shown, "the value as given, not shell-escaped")
+			assert.Empty(t, r.Calls)
 		})
 	}
 	t.Run("default package", func(t *testing.T) {
 		env := deployEnv()
 		env["PACKAGE_NAME"] = "default"
-		r := deploy(t, runOpts{env: env})
-		assert.Equal(t, 2, r.code, r.output())
-		assert.Contains(t, r.stderr, "PACKAGE_NAME")
-		assert.Empty(t, r.calls)
+		r := deploy(t, runOpts{Env: env})
+		assert.Equal(t, 2, r.Code, r.Output())
+		assert.Contains(t, r.Stderr, "PACKAGE_NAME")
+		assert.Empty(t, r.Calls)
 	})
 }
 
 func TestDeployWithoutDeployToolOnPath(t *testing.T) {
 	// PATH with the system tools and go, but no stand-ins.
-	path := strings.Join([]string{filepath.Dir(fixture.realGo), "/usr/bin", "/bin"}, string(os.PathListSeparator))
+	path := strings.Join([]string{filepath.Dir(fixture.RealGo), "/usr/bin", "/bin"}, string(os.PathListSeparator))
 	for tool, env := range map[string]map[string]string{"ibmcloud": deployEnv(), "wskdeploy": deployEnv()} {
 		if _, err := exec.LookPath(filepath.Join("/usr/bin", tool)); err == nil {
 			t.Skipf("a real %s is installed in /usr/bin", tool)
 		}
 		env["DEPLOY_TOOL"] = tool
-		r := deploy(t, runOpts{env: env, path: path})
-		assert.Equal(t, 2, r.code, r.output())
-		assert.Contains(t, r.stderr, tool+" not found")
-		assert.Empty(t, r.calls)
+		r := deploy(t, runOpts{Env: env, Path: path})
+		assert.Equal(t, 2, r.Code, r.Output())
+		assert.Contains(t, r.Stderr, tool+" not found")
+		assert.Empty(t, r.Calls)
 	}
 }
 
-func TestDeployRegistrationFailurePrintsManualSteps(t *testing.T) {
+// TestDeployFailureAfterDeploymentExitsNonZero: a failed step after the deployment is a
+// failure (exit 1) that says what to do, never "succeeded" and exit 0.
+func TestDeployFailureAfterDeploymentExitsNonZero(t *testing.T) {
 	env := deployEnv()
 	env["STUB_FAIL"] = "register-channel"
-	r := deploy(t, runOpts{env: env})
-	assert.Equal(t, 0, r.code, "the deployment itself succeeded:\n"+r.output())
+	r := deploy(t, runOpts{Env: env})
+	assert.Equal(t, 1, r.Code, r.Output())
 	assert.Equal(t, []string{
 		"ibmcloud fn deploy --manifest manifest.yaml",
 		"ibmcloud fn action get certbackup/notify --url",
 		cli("register-channel --url " + defaultURL),
-	}, r.calls)
-	assert.Contains(t, r.stderr, "WARNING")
+	}, withoutGo(r.Calls))
+	assert.Contains(t, r.Stderr, "registering its Callback URL channel failed")
+	assert.Contains(t, r.Stderr, "run ./deploy.sh deploy again")
+	assert.NotContains(t, r.Output(), "succeeded")
+	assert.NotContains(t, r.Output(), "done:")
 	for _, step := range []string{"Certificate Manager instance", "Notifications", "Add Notification Channel",
 		"Callback URL", defaultURL, "Save", "Test Connection"} {
-		assert.Contains(t, r.stdout, step)
+		assert.Contains(t, r.Stdout, step)
 	}
 	// The steps come in the console's order.
-	assert.Less(t, strings.Index(r.stdout, "Add Notification Channel"), strings.Index(r.stdout, "Paste the URL"))
-	assert.Less(t, strings.Index(r.stdout, "Paste the URL"), strings.Index(r.stdout, "Save"))
-	assert.Less(t, strings.Index(r.stdout, "Save"), strings.Index(r.stdout, "Test Connection"))
+	assert.Less(t, strings.Index(r.Stdout, "Add Notification Channel"), strings.Index(r.Stdout, "Paste the URL"))
+	assert.Less(t, strings.Index(r.Stdout, "Paste the URL"), strings.Index(r.Stdout, "Save"))
+	assert.Less(t, strings.Index(r.Stdout, "Save"), strings.Index(r.Stdout, "Test Connection"))
 }
 
-func TestDeployChannelTestFailureWarns(t *testing.T) {
-	env := deployEnv()
-	env["STUB_FAIL"] = "test-channel"
-	r := deploy(t, runOpts{env: env})
-	assert.Equal(t, 0, r.code, r.output())
-	assert.Len(t, r.calls, 4)
-	assert.Contains(t, r.stderr, "WARNING")
-	assert.Contains(t, r.stdout, "Test Connection")
+// TestDeployReportsOnlyWhatTheChannelTestObserved: test-channel exits 0 only when the
+// service confirmed the delivery, 3 when it accepted the request without saying, and
+// anything else when the request failed.
+func TestDeployReportsOnlyWhatTheChannelTestObserved(t *testing.T) {
+	for _, c := range []struct {
+		stub       string
+		code       int
+		want, not  string
+		stderrWant string
+	}{
+		{"unconfirmed", 0, "delivery is NOT confirmed", "confirmed the delivery", ""},
+		{"confirmed", 0, "Certificate Manager confirmed the delivery of a test notification to " + defaultURL, "NOT confirmed", ""},
+		{"fail", 1, "Test Connection", "done:", "the request for a test notification failed"},
+	} {
+		t.Run(c.stub, func(t *testing.T) {
+			env := deployEnv()
+			env["STUB_TEST_CHANNEL"] = c.stub
+			r := deploy(t, runOpts{Env: env})
+			assert.Equal(t, c.code, r.Code, r.Output())
+			assert.Len(t, withoutGo(r.Calls), 4)
+			assert.Contains(t, r.Stdout, c.want)
+			assert.NotContains(t, r.Output(), c.not)
+			assert.NotContains(t, r.Output(), "now reach")
+			if c.stderrWant != "" {
+				assert.Contains(t, r.Stderr, c.stderrWant)
+			}
+		})
+	}
 }
 
 func TestDeployToolFailureStops(t *testing.T) {
 	env := deployEnv()
 	env["STUB_FAIL"] = "fn deploy"
-	r := deploy(t, runOpts{env: env})
-	assert.Equal(t, 1, r.code, r.output())
-	assert.Equal(t, []string{"ibmcloud fn deploy --manifest manifest.yaml"}, r.calls)
-	assert.Contains(t, r.stderr, "ibmcloud fn deploy failed")
+	r := deploy(t, runOpts{Env: env})
+	assert.Equal(t, 1, r.Code, r.Output())
+	assert.Equal(t, []string{"ibmcloud fn deploy --manifest manifest.yaml"}, withoutGo(r.Calls))
+	assert.Contains(t, r.Stderr, "ibmcloud fn deploy failed")
 }
 
 func TestDeployWebActionURL(t *testing.T) {
 	t.Run("json extension becomes http", func(t *testing.T) {
 		env := deployEnv()
 		env["STUB_URL"] = "https://eu-de.functions.appdomain.cloud/api/v1/web/guid/certbackup/notify.json\r"
-		r := deploy(t, runOpts{env: env})
-		require.Equal(t, 0, r.code, r.output())
+		r := deploy(t, runOpts{Env: env})
+		require.Equal(t, 0, r.Code, r.Output())
 		want := "https://eu-de.functions.appdomain.cloud/api/v1/web/guid/certbackup/notify.http"
-		assert.Equal(t, cli("register-channel --url "+want), r.calls[2])
+		assert.Equal(t, cli("register-channel --url "+want), withoutGo(r.Calls)[2])
 	})
 	t.Run("no https line", func(t *testing.T) {
 		env := deployEnv()
 		env["STUB_URL"] = ""
-		r := deploy(t, runOpts{env: env})
-		assert.Equal(t, 1, r.code, r.output())
-		assert.Len(t, r.calls, 2, "no registration without a URL")
-		assert.Contains(t, r.stderr, "certbackup/notify --url")
+		r := deploy(t, runOpts{Env: env})
+		assert.Equal(t, 1, r.Code, r.Output())
+		assert.Len(t, withoutGo(r.Calls), 2, "no registration without a URL")
+		assert.Contains(t, r.Stderr, "certbackup/notify --url")
 	})
 }
 
 func TestUndeploy(t *testing.T) {
-	r := deploy(t, runOpts{}, "undeploy")
-	require.Equal(t, 0, r.code, r.output())
-	assert.Equal(t, []string{"ibmcloud fn undeploy --manifest manifest.yaml"}, r.calls[:1])
-	assert.Len(t, r.calls, 1)
-	got, set := r.envOf("ibmcloud", "PACKAGE_NAME")
-	assert.True(t, set)
-	assert.Equal(t, "certbackup", got, "undeploy interpolates the same package name")
-	assert.Contains(t, r.stdout, "delete the Callback URL channel")
-	assert.Contains(t, r.stdout, "/certbackup/notify.http")
+	for _, args := range [][]string{{"undeploy"}, {"undeploy", "openwhisk"}} {
+		r := deploy(t, runOpts{}, args...)
+		require.Equal(t, 0, r.Code, r.Output())
+		assert.Equal(t, []string{"ibmcloud fn undeploy --manifest manifest.yaml"}, r.Calls)
+		got, set := r.EnvOf("ibmcloud", "PACKAGE_NAME")
+		assert.True(t, set)
+		assert.Equal(t, "certbackup", got, "undeploy interpolates the same package name")
+		assert.Contains(t, r.Stdout, "delete the Callback URL channel")
+		assert.Contains(t, r.Stdout, "/certbackup/notify.http")
+	}
 
-	r = deploy(t, runOpts{env: map[string]string{"DEPLOY_TOOL": "wskdeploy", "PACKAGE_NAME": "cb2"}}, "undeploy")
-	require.Equal(t, 0, r.code, r.output())
-	assert.Equal(t, []string{"wskdeploy undeploy --manifest manifest.yaml"}, r.calls)
-	assert.Contains(t, r.stdout, "/cb2/notify.http")
+	r := deploy(t, runOpts{Env: map[string]string{"DEPLOY_TOOL": "wskdeploy", "PACKAGE_NAME": "cb2"}}, "undeploy")
+	require.Equal(t, 0, r.Code, r.Output())
+	assert.Equal(t, []string{"wskdeploy undeploy --manifest manifest.yaml"}, r.Calls)
+	assert.Contains(t, r.Stdout, "/cb2/notify.http")
 
-	env := map[string]string{"STUB_FAIL": "undeploy"}
-	r = deploy(t, runOpts{env: env}, "undeploy")
-	assert.Equal(t, 1, r.code, r.output())
+	r = deploy(t, runOpts{Env: map[string]string{"STUB_FAIL": "undeploy"}}, "undeploy")
+	assert.Equal(t, 1, r.Code, r.Output())
+
+	r = deploy(t, runOpts{}, "undeploy", "kubernetes")
+	assert.Equal(t, 2, r.Code, r.Output())
+	assert.Contains(t, r.Stderr, "not 'kubernetes'")
+	assert.Empty(t, r.Calls)
 }
 
 func TestUndeployBuildsMissingArchiveFirst(t *testing.T) {
 	t.Parallel()
 	repo := newRepo(t)
-	r := runScript(repo, runOpts{}, "undeploy")
-	require.Equal(t, 0, r.code, r.output())
-	assert.Equal(t, []string{"ibmcloud fn undeploy --manifest manifest.yaml"}, r.calls)
+	r := runScript(t, repo, runOpts{}, "undeploy")
+	require.Equal(t, 0, r.Code, r.Output())
+	assert.Equal(t, []string{"ibmcloud fn undeploy --manifest manifest.yaml"}, withoutGo(r.Calls))
 	assert.FileExists(t, filepath.Join(repo, "build/action.zip"), "wskdeploy reads the function file even to undeploy")
 }
 
 func TestLocalBuildsThenRunsTheDemo(t *testing.T) {
-	r := deploy(t, runOpts{goStub: true}, "local", "--serve")
-	require.Equal(t, 0, r.code, r.output())
-	require.NotEmpty(t, r.calls)
-	assert.Equal(t, "go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip build/action.zip --serve", r.calls[len(r.calls)-1])
-	assert.Equal(t, fixture.build.calls, r.calls[:len(r.calls)-1], "local runs the same build first")
-	assert.Contains(t, r.stdout, "local demo stand-in")
+	r := deploy(t, runOpts{}, "local", "--serve")
+	require.Equal(t, 0, r.Code, r.Output())
+	require.NotEmpty(t, r.Calls)
+	assert.Equal(t, "go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip build/action.zip --serve", r.Calls[len(r.Calls)-1])
+	assert.Equal(t, fixture.build.Calls, r.Calls[:len(r.Calls)-1], "local runs the same build first")
+	assert.Contains(t, r.Stdout, "local demo stand-in")
 }
 
 func TestHelpAndUnknownSubcommand(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"--help"}, {"frobnicate"}, {"deploy", "extra"}} {
-		r := deploy(t, runOpts{env: deployEnv()}, args...)
-		assert.Equal(t, 2, r.code, "%v", args)
-		assert.Empty(t, r.stdout, "%v: usage goes to stderr", args)
-		assert.Empty(t, r.calls, "%v", args)
-		if args[0] != "deploy" {
-			assert.Contains(t, r.stderr, "usage: ./deploy.sh")
-			for _, sub := range []string{"deploy", "build", "undeploy", "local [--serve]", "help"} {
-				assert.Contains(t, r.stderr, sub)
-			}
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
+		r := deploy(t, runOpts{Env: deployEnv()}, args...)
+		assert.Equal(t, 0, r.Code, "%v: help is not an error", args)
+		assert.Empty(t, r.Stderr, "%v", args)
+		assert.Empty(t, r.Calls, "%v", args)
+		assert.Contains(t, r.Stdout, "usage: ./deploy.sh")
+		for _, sub := range []string{"deploy", "build", "codeengine", "undeploy", "local [--serve]", "help",
+			"CE_PROJECT", "CE_REGION", "CE_APP", "EN_INSTANCE_CRN", "WEBHOOK_SECRET", "public endpoints"} {
+			assert.Contains(t, r.Stdout, sub)
 		}
 	}
+	for _, args := range [][]string{{"frobnicate"}, {"deploy", "extra"}, {"codeengine", "extra"}} {
+		r := deploy(t, runOpts{Env: deployEnv()}, args...)
+		assert.Equal(t, 2, r.Code, "%v", args)
+		assert.Empty(t, r.Stdout, "%v: errors go to stderr", args)
+		assert.Empty(t, r.Calls, "%v", args)
+	}
 	r := deploy(t, runOpts{}, "frobnicate")
-	assert.Contains(t, r.stderr, "unknown subcommand")
+	assert.Contains(t, r.Stderr, "unknown subcommand 'frobnicate'")
+	assert.Contains(t, r.Stderr, "usage: ./deploy.sh")
 }
 
 // --- build ---
@@ -608,12 +542,12 @@ func TestBuildZipLayout(t *testing.T) {
 	assert.Equal(t, []string{
 		"go build -trimpath -buildvcs=false -ldflags -s -w -buildid= -o build/exec " + fakeFunctionPkg,
 		"go run -trimpath -buildvcs=false ./internal/build/cmd/buildzip -exec build/exec -out build/action.zip -manifest manifest.yaml -action notify,reconcile",
-	}, r.calls)
+	}, r.Calls)
 	for v, want := range map[string]string{"CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "amd64"} {
-		got, set := r.envOf("go", v)
+		got, set := r.EnvOf("go", v)
 		assert.True(t, set && got == want, "go build must run with %s=%s, saw %q", v, want, got)
 	}
-	assert.Regexp(t, `(?m)^build/action\.zip: [1-9][0-9]* bytes \(runtime go:1\.21, exec\.env openwhisk/action-golang-v1\.21\)$`, r.stdout)
+	assert.Regexp(t, `(?m)^build/action\.zip: [1-9][0-9]* bytes \(runtime go:1\.21, exec\.env openwhisk/action-golang-v1\.21\)$`, r.Stdout)
 
 	entries := zipEntries(t, fixture.zip)
 	assert.Equal(t, "openwhisk/action-golang-v1.21", string(entries["exec.env"]), "exact content, no newline")
@@ -627,12 +561,11 @@ func TestBuildIsReproducible(t *testing.T) {
 	t.Parallel()
 	// A second build in another directory must give the same bytes.
 	repo := newRepo(t)
-	r := runScript(repo, runOpts{}, "build")
-	require.Equal(t, 0, r.code, r.output())
+	r := runScript(t, repo, runOpts{}, "build")
+	require.Equal(t, 0, r.Code, r.Output())
 	second, err := os.ReadFile(filepath.Join(repo, "build/action.zip"))
 	require.NoError(t, err)
 	assert.Equal(t, fixture.zip, second, "two builds of the same inputs must be byte-identical")
-	assert.Empty(t, r.calls)
 }
 
 func TestBuildTakesRuntimeFromManifest(t *testing.T) {
@@ -644,28 +577,28 @@ func TestBuildTakesRuntimeFromManifest(t *testing.T) {
 	require.Equal(t, 2, bytes.Count(orig, []byte("runtime: go:1.21")), "both actions name go:1.21")
 
 	require.NoError(t, os.WriteFile(manifest, bytes.ReplaceAll(orig, []byte("runtime: go:1.21"), []byte("runtime: go:1.24")), 0o644))
-	r := runScript(repo, runOpts{}, "build")
-	require.Equal(t, 0, r.code, r.output())
+	r := runScript(t, repo, runOpts{}, "build")
+	require.Equal(t, 0, r.Code, r.Output())
 	data, err := os.ReadFile(filepath.Join(repo, "build/action.zip"))
 	require.NoError(t, err)
 	assert.Equal(t, "openwhisk/action-golang-v1.24", string(zipEntries(t, data)["exec.env"]))
-	assert.Contains(t, r.stdout, "exec.env openwhisk/action-golang-v1.24")
+	assert.Contains(t, r.Stdout, "exec.env openwhisk/action-golang-v1.24")
 
 	// notify and reconcile share the archive: their runtimes must agree.
 	require.NoError(t, os.WriteFile(manifest, bytes.Replace(orig, []byte("runtime: go:1.21"), []byte("runtime: go:1.24"), 1), 0o644))
-	r = runScript(repo, runOpts{}, "build")
-	assert.NotEqual(t, 0, r.code)
-	assert.Contains(t, r.stderr, "different runtimes")
+	r = runScript(t, repo, runOpts{}, "build")
+	assert.NotEqual(t, 0, r.Code)
+	assert.Contains(t, r.Stderr, "different runtimes")
 
 	// Not a Go kind.
 	require.NoError(t, os.WriteFile(manifest, bytes.ReplaceAll(orig, []byte("runtime: go:1.21"), []byte("runtime: nodejs:20")), 0o644))
-	r = runScript(repo, runOpts{}, "build")
-	assert.NotEqual(t, 0, r.code)
-	assert.Contains(t, r.stderr, "nodejs:20")
+	r = runScript(t, repo, runOpts{}, "build")
+	assert.NotEqual(t, 0, r.Code)
+	assert.Contains(t, r.Stderr, "nodejs:20")
 }
 
 func TestBuildWithoutFunctionPackage(t *testing.T) {
-	r := deploy(t, runOpts{env: map[string]string{"CERTBACKUP_FUNCTION_PKG": "./no-such-function"}}, "build")
-	assert.Equal(t, 1, r.code, r.output())
-	assert.Contains(t, r.stderr, "./no-such-function does not exist")
+	r := deploy(t, runOpts{Env: map[string]string{"CERTBACKUP_FUNCTION_PKG": "./no-such-function"}}, "build")
+	assert.Equal(t, 1, r.Code, r.Output())
+	assert.Contains(t, r.Stderr, "./no-such-function does not exist")
 }

@@ -447,7 +447,7 @@ func TestManifestVariablesAreExported(t *testing.T) {
 	script, err := os.ReadFile(filepath.Join(fixture.root, "deploy.sh"))
 	require.NoError(t, err)
 	exported := map[string]bool{}
-	for _, m := range regexp.MustCompile(`readonly (?:REQUIRED|OPTIONAL)_VARS=\(([^)]*)\)`).FindAllStringSubmatch(string(script), -1) {
+	for _, m := range regexp.MustCompile(`readonly (?:ACTION)_VARS=\(([^)]*)\)`).FindAllStringSubmatch(string(script), -1) {
 		for _, v := range strings.Fields(m[1]) {
 			exported[v] = true
 		}
@@ -470,5 +470,5 @@ func TestManifestVariablesAreExported(t *testing.T) {
 		}
 	})
 	assert.Equal(t, 2*len(wantInputs)+2, used, "inputs of both actions, the package name and the cron")
-	assert.Len(t, exported, 10)
+	assert.Len(t, exported, 14, "the action settings under both names of APIKEY and ENDPOINTS, the package name and the cron")
 }
