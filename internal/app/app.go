@@ -18,6 +18,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/config"
 	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/provider/cms"
@@ -96,8 +97,18 @@ func New(cfg *config.Config, d Deps) (*App, error) {
 			Targets: targets,
 			Logger:  d.Logger,
 			Cache:   replicate.NewCopyCache(),
+			Owner:   OwnerOf(cfg),
 		},
 	}, nil
+}
+
+// OwnerOf is the ownership prover of cfg: from ownership_key when it is set, else from
+// the API key, so that deployments that predate ownership_key need nothing new.
+func OwnerOf(cfg *config.Config) *match.Owner {
+	if cfg.OwnershipKey != "" {
+		return match.NewOwner(cfg.OwnershipKey)
+	}
+	return match.NewOwner(cfg.APIKey)
 }
 
 // Config is the configuration the App was built from.

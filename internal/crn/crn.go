@@ -195,3 +195,8 @@ func SameInstanceCRN(a, b string) bool {
 
 // IsRegion reports whether s has the shape of an IBM Cloud region name (us-south, eu-de).
 func IsRegion(s string) bool { return regionRE.MatchString(s) }
+
+// ItemBelongsTo reports whether item (a certificate or a secret CRN) is in instance.
+func ItemBelongsTo(item, instance string) bool {
+	return CertificateBelongsTo(item, instance) || SecretBelongsTo(item, instance)
+}

@@ -98,12 +98,30 @@ type Downloaded struct {
 	Material Material
 }
 
-// Marker is certbackup's claim on a copy: which source certificate it is a copy of.
+// Marker is certbackup's claim on a copy: which source certificate it is a copy of,
+// which original it descends from, and the proof that certbackup wrote it (see
+// engine/match: only a proven marker is trusted).
 type Marker struct {
-	// Source is the ID of the source certificate.
+	// Source is the ID of the certificate this one was copied from.
 	Source string
-	// Proof is the ownership proof (empty on markers that carry none).
+	// Origin is the ID of the original at the root of the chain of copies (a copy of
+	// a copy after a failover); empty when it is Source.
+	Origin string
+	// Proof binds the marker to the instance that holds the certificate and to the
+	// certificate it holds; empty on markers that carry none (older releases).
 	Proof string
+	// Raw is the text a provider took out of the description to read the marker
+	// (empty when the provider keeps markers elsewhere). When the marker proves
+	// nothing, the text is the user's and goes back into the description.
+	Raw string
+}
+
+// Root is the original the marker descends from.
+func (m Marker) Root() string {
+	if m.Origin != "" {
+		return m.Origin
+	}
+	return m.Source
 }
 
 // Labels are what certbackup writes on a copy besides its material.
@@ -113,11 +131,13 @@ type Labels struct {
 	Marker      Marker
 }
 
-// LabelsOf reports c's labels (a missing marker is the zero Marker).
+// LabelsOf reports c's labels (a missing marker is the zero Marker). Raw is a
+// provider's reading aid, not a label, and is left out.
 func LabelsOf(c Certificate) Labels {
 	l := Labels{Name: c.Name, Description: c.Description}
 	if c.Marker != nil {
 		l.Marker = *c.Marker
+		l.Marker.Raw = ""
 	}
 	return l
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/owproxy"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/pemutil"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/certbackup/certbackup/test/harness"
@@ -114,8 +115,14 @@ func (w *world) mirror(tb testing.TB, n int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		w.sim.Seed(w.backup, c.Name, cms.CopyDescription(c.Description, c.ID),
+		id := w.sim.Seed(w.backup, c.Name, "",
 			&testpki.Issued{Cert: leaf, CertPEM: c.Data.Content, KeyPEM: c.Data.PrivKey, Intermediate: c.Data.Intermediate})
+		desc := cms.CopyDescription(match.NewOwner(w.params["apikey"].(string)), w.backup, id, cms.Certificate{
+			ID: c.ID, Name: c.Name, Description: c.Description, SerialNumber: c.SerialNumber, BeginsOn: c.BeginsOn, ExpiresOn: c.ExpiresOn,
+		})
+		if err := w.sim.SetName(id, c.Name, desc); err != nil {
+			tb.Fatal(err)
+		}
 		w.sources = append(w.sources, src)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/owproxy"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
-	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/certbackup/certbackup/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -67,7 +66,8 @@ func newListingWorld(t *testing.T) *listingWorld {
 	require.NoError(t, err)
 	w.src = s.Sim.Seed(s.Source, "shop", "web shop", first)
 	// A copy made earlier (by hand here, so that no exec has it in its cache).
-	w.cp = s.Sim.Seed(s.Backups[0], "shop", cms.CopyDescription("web shop", w.src), first)
+	w.cp = s.Sim.Seed(s.Backups[0], "shop", "", first)
+	require.NoError(t, s.Sim.SetName(w.cp, "shop", s.CopyDescription(s.Backups[0], w.cp, mustGet(t, s, w.src))))
 	// 200 certificates that are not copies, expiring later: the listing (200 a page)
 	// is two pages, X on the first.
 	for i := range 200 {

@@ -214,7 +214,7 @@ func assertMirror(t testing.TB, s *harness.Stack) int {
 			if c.Name != sc.Name {
 				fail("the copy %s of %s is named %q, the source %q", c.ID, id, c.Name, sc.Name)
 			}
-			if want := cms.CopyDescription(sc.Description, sc.ID); c.Description != want {
+			if want := s.CopyDescription(b, c.ID, sc); c.Description != want {
 				fail("the copy %s of %s has description %q, want %q", c.ID, id, c.Description, want)
 			}
 		}

@@ -27,6 +27,8 @@ import (
 	"github.com/certbackup/certbackup/internal/build/buildzip"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/owproxy"
+	"github.com/certbackup/certbackup/internal/engine/match"
+	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
 // ExecutionEnv is what IBM's go:1.21 kind expects in exec.env (manifest default).
@@ -295,4 +297,12 @@ func Collected() []string {
 	collectedMu.Lock()
 	defer collectedMu.Unlock()
 	return append([]string(nil), collected...)
+}
+
+// CopyDescription is the description certbackup writes on copy copyID ("": an
+// import) of stored source certificate c in backup, with the stack's API key's proof.
+func (s *Stack) CopyDescription(backup, copyID string, c cmsim.StoredCertificate) string {
+	return cms.CopyDescription(match.NewOwner(s.APIKey), backup, copyID, cms.Certificate{
+		ID: c.ID, Name: c.Name, Description: c.Description, SerialNumber: c.SerialNumber, BeginsOn: c.BeginsOn, ExpiresOn: c.ExpiresOn,
+	})
 }

@@ -71,6 +71,20 @@ func (s *Simulator) Writes(instanceCRN string) int {
 	return n
 }
 
+// Carried counts the calls of operation op that the service carried out (its handler
+// answered 2xx, whatever the client then got), for instanceCRN ("" for all).
+func (s *Simulator) Carried(op, instanceCRN string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.log {
+		if e.Op == op && e.handled >= 200 && e.handled < 300 && (instanceCRN == "" || e.Instance == instanceCRN) {
+			n++
+		}
+	}
+	return n
+}
+
 // ResetLog clears the request log, the deliveries and the sent tokens.
 func (s *Simulator) ResetLog() {
 	s.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/provider/cms"
@@ -31,6 +32,7 @@ func (d *demo) stepReconcile(ctx context.Context) error {
 		return fmt.Errorf("Certificate Manager client: %w", err)
 	}
 	d.engine = &replicate.Engine{
+		Owner:   match.NewOwner(d.opts.APIKey),
 		Source:  cms.Instance{Client: client, CRN: d.source},
 		Targets: []engine.Target{cms.Instance{Client: client, CRN: d.backup}},
 	}

@@ -1,96 +1,156 @@
 // Package match is the rule that pairs a source certificate with its copy in a backup
-// instance. Names are not unique and a certificate's ID differs between instances, so
-// a copy carries certbackup's marker (engine.Marker) naming its source certificate;
-// how a provider stores the marker (a description suffix, labels and metadata) is the
+// instance, and decides what certbackup may touch there.
+//
+// Names are not unique and a certificate's ID differs between instances, so a copy
+// carries certbackup's marker (engine.Marker) naming its source certificate and the
+// original it descends from, with a proof (Owner) that certbackup wrote it. How a
+// provider stores the marker (a description suffix, labels and metadata) is the
 // provider's business.
 //
-// A backup certificate is a copy of S if and only if its marker names S. Everything
-// else in a backup instance belongs to someone else and is never written by us.
+// In a backup instance, for a source certificate S whose original is O:
+//   - a certificate with a proven marker naming S, or descending from O, is a copy of S
+//     (copies of copies after a failover are the same logical certificate);
+//   - the certificate whose ID is O is the original itself (failback): it is updated,
+//     never marked and never deleted;
+//   - a certificate whose marker names S without a proof is adopted only if it holds
+//     S's own certificate and private key (a principal without import rights cannot
+//     have put them there); otherwise it is reported as a conflict and left alone;
+//   - everything else belongs to someone else and is never written.
 package match
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
 	"github.com/certbackup/certbackup/internal/engine"
 )
 
-// IsCopyOf reports whether backup certificate c is a copy of source certificate sourceID.
-func IsCopyOf(c engine.Certificate, sourceID string) bool {
-	return c.Marker != nil && c.Marker.Source == sourceID
-}
-
-// Want is the labels a copy of src must have, before the target's own rules (see
-// engine.Target.Fit).
-func Want(src engine.Certificate) engine.Labels {
-	return engine.Labels{Name: src.Name, Description: src.Description, Marker: engine.Marker{Source: src.ID}}
-}
-
-// SameLabels reports whether copy cp of src has the labels t stores for it.
-func SameLabels(t engine.Target, src, cp engine.Certificate) bool {
-	return engine.LabelsOf(cp) == t.Fit(Want(src))
-}
-
 // Found is what a backup instance holds for one source certificate.
 type Found struct {
-	// Copy is our copy, nil when there is none. When several copies exist (two
-	// activations raced to import), the one with the smallest ID is the copy.
+	// Copy is the certificate that stands for the source in the backup, nil when
+	// there is none: our copy (the smallest ID among direct copies, then among
+	// copies of the same original), or the original itself, or a candidate for
+	// adoption.
 	Copy *engine.Certificate
-	// Extra are further copies of the same source: ours, safe to delete once Copy is
-	// verified.
+	// Original: Copy is the original of the source's chain of copies.
+	Original bool
+	// Adopt: Copy carries an unproven marker naming the source; it is ours only if it
+	// holds the source's material, which must be checked before anything is written.
+	Adopt bool
+	// Extra are further proven copies of the same logical certificate: ours, deleted
+	// once Copy is verified, if they hold the same certificate (nothing is lost).
 	Extra []engine.Certificate
-	// Conflicts are certificates with the source's name that carry no marker at all.
-	// They are reported and never written.
+	// Conflicts are certificates that are not ours and are left alone: the source's
+	// name without a marker, or a marker certbackup cannot prove.
 	Conflicts []engine.Certificate
 }
 
-// Find looks for the copy of source certificate sourceID (named sourceName) in a
-// backup instance's listing.
-func Find(backup []engine.Certificate, sourceID, sourceName string) Found {
-	return NewIndex(backup).Lookup(sourceID, sourceName)
-}
-
-// Index groups a backup listing by the source of each copy, for the reconcile.
-// Certificates without a marker are kept apart, by name.
+// Index is a backup instance's listing, read with the ownership rule.
 type Index struct {
-	BySource  map[string][]engine.Certificate // sorted by ID: the first is the copy
-	Unmanaged map[string][]engine.Certificate // by name
+	instance string
+	owner    *Owner
+	bySource map[string][]engine.Certificate // proven copies, by source
+	byRoot   map[string][]engine.Certificate // proven copies, by original
+	claims   map[string][]engine.Certificate // unproven markers, by claimed source
+	byName   map[string][]engine.Certificate // certificates that are not proven copies
+	byID     map[string]engine.Certificate
+	proven   []engine.Certificate
 }
 
-// NewIndex indexes a backup listing.
-func NewIndex(backup []engine.Certificate) Index {
-	ix := Index{BySource: map[string][]engine.Certificate{}, Unmanaged: map[string][]engine.Certificate{}}
-	seen := map[string]bool{}
-	for _, c := range backup {
+// NewIndex indexes the listing of backup instance instance.
+func NewIndex(o *Owner, instance string, listing []engine.Certificate) *Index {
+	ix := &Index{
+		instance: instance, owner: o,
+		bySource: map[string][]engine.Certificate{}, byRoot: map[string][]engine.Certificate{},
+		claims: map[string][]engine.Certificate{}, byName: map[string][]engine.Certificate{},
+		byID: map[string]engine.Certificate{},
+	}
+	for _, c := range listing {
 		// A paged listing can return one certificate twice (it moved in the sort order
 		// between two pages): it is still one certificate, never its own duplicate.
-		if seen[c.ID] {
+		if _, seen := ix.byID[c.ID]; seen {
 			continue
 		}
-		seen[c.ID] = true
-		if c.Marker != nil {
-			ix.BySource[c.Marker.Source] = append(ix.BySource[c.Marker.Source], c)
-		} else {
-			ix.Unmanaged[c.Name] = append(ix.Unmanaged[c.Name], c)
+		ix.byID[c.ID] = c
+		switch {
+		case o.Proven(instance, c):
+			ix.bySource[c.Marker.Source] = append(ix.bySource[c.Marker.Source], c)
+			if root := c.Marker.Root(); root != c.Marker.Source {
+				ix.byRoot[root] = append(ix.byRoot[root], c)
+			}
+			ix.proven = append(ix.proven, c)
+		case c.Marker != nil:
+			ix.claims[c.Marker.Source] = append(ix.claims[c.Marker.Source], c)
+			ix.byName[c.Name] = append(ix.byName[c.Name], c)
+		default:
+			ix.byName[c.Name] = append(ix.byName[c.Name], c)
 		}
-	}
-	for k := range ix.BySource {
-		slices.SortFunc(ix.BySource[k], func(a, b engine.Certificate) int { return strings.Compare(a.ID, b.ID) })
 	}
 	return ix
 }
 
-// Lookup is Find over an index. A copy of another source with the same name is not a
-// conflict: two source certificates may share a name, and their copies keep them apart.
-func (ix Index) Lookup(sourceID, sourceName string) Found {
+// Find is Lookup over a fresh index of a listing.
+func Find(o *Owner, instance string, listing []engine.Certificate, s Subject) Found {
+	return NewIndex(o, instance, listing).Lookup(s)
+}
+
+// Lookup finds what the backup holds for source certificate s.
+func (ix *Index) Lookup(s Subject) Found {
 	var f Found
-	if copies := ix.BySource[sourceID]; len(copies) > 0 {
-		winner := copies[0]
-		f.Copy = &winner
-		f.Extra = slices.Clone(copies[1:])
+	copies := ix.copiesOf(s)
+	switch orig, isOrig := ix.byID[s.Origin]; {
+	case len(copies) > 0:
+		f.Copy, f.Extra = &copies[0], copies[1:]
+	case isOrig && s.Origin != s.ID && !ix.owner.Proven(ix.instance, orig):
+		f.Copy, f.Original = &orig, true
+	case len(ix.claims[s.ID]) > 0:
+		claims := byID(ix.claims[s.ID])
+		f.Copy, f.Adopt = &claims[0], true
 	}
-	f.Conflicts = slices.Clone(ix.Unmanaged[sourceName])
+	seen := map[string]bool{}
+	if f.Copy != nil {
+		seen[f.Copy.ID] = true
+	}
+	for _, c := range append(slices.Clone(ix.byName[s.Name]), ix.claims[s.ID]...) {
+		if !seen[c.ID] {
+			seen[c.ID] = true
+			f.Conflicts = append(f.Conflicts, c)
+		}
+	}
+	slices.SortFunc(f.Conflicts, func(a, b engine.Certificate) int { return strings.Compare(a.ID, b.ID) })
 	return f
+}
+
+// copiesOf returns the proven copies of s: direct copies first, then the other copies
+// of the same original, each group by ID.
+func (ix *Index) copiesOf(s Subject) []engine.Certificate {
+	direct := byID(ix.bySource[s.ID])
+	var kin []engine.Certificate
+	for _, c := range append(slices.Clone(ix.byRoot[s.Origin]), ix.bySource[s.Origin]...) {
+		if c.Marker.Source != s.ID && !slices.ContainsFunc(kin, func(k engine.Certificate) bool { return k.ID == c.ID }) {
+			kin = append(kin, c)
+		}
+	}
+	return append(direct, byID(kin)...)
+}
+
+// Proven returns the proven copies of the listing (ours), by ID.
+func (ix *Index) Proven() []engine.Certificate { return byID(ix.proven) }
+
+func byID(cs []engine.Certificate) []engine.Certificate {
+	out := slices.Clone(cs)
+	slices.SortFunc(out, func(a, b engine.Certificate) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Owns reports whether c, read from instance, is a copy of s that certbackup may
+// write: a proven copy of s or of its original, or the original itself.
+func (o *Owner) Owns(instance string, c engine.Certificate, s Subject) bool {
+	if o.Proven(instance, c) {
+		return c.Marker.Source == s.ID || c.Marker.Root() == s.Origin || c.Marker.Source == s.Origin
+	}
+	return c.ID == s.Origin && s.Origin != s.ID
 }
 
 // IDs returns the IDs of cs, nil when it is empty.

@@ -10,39 +10,153 @@ import (
 )
 
 const (
-	srcA = "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst-src:certificate:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	srcB = "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst-src:certificate:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	srcInst = "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst-src::"
+	bkInst  = "crn:v1:bluemix:public:cloudcerts:eu-de:a/acct:inst-bk::"
+	srcA    = "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst-src:certificate:aaaa"
+	srcB    = "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst-src:certificate:bbbb"
 )
 
-func copyOf(id, name, src string) engine.Certificate {
-	return engine.Certificate{ID: id, Name: name, Marker: &engine.Marker{Source: src}}
+var owner = NewOwner("match-test-key-0123456789abcdef0123")
+
+func cert(id, name, serial string) engine.Certificate {
+	return engine.Certificate{ID: id, Name: name, SerialNumber: serial, NotAfter: time.Unix(2000000000, 0)}
 }
 
-func TestFind(t *testing.T) {
-	backup := []engine.Certificate{
-		copyOf("b3", "web", srcA),
-		copyOf("b1", "web-renamed", srcA),
-		copyOf("b2", "web", srcB),
-		{ID: "b4", Name: "web", Description: "made by hand"},
-		{ID: "b5", Name: "other", Description: "[certbackup source=" + srcA + "] trailing"},
+// proven marks c as certbackup's copy of source in instance.
+func proven(instance string, c engine.Certificate, source, origin string) engine.Certificate {
+	m := engine.Marker{Source: source, Origin: origin}
+	m.Proof = owner.Proof(instance, m, c.ID)
+	c.Marker = &m
+	return c
+}
+
+func claimed(c engine.Certificate, source string) engine.Certificate {
+	c.Marker = &engine.Marker{Source: source}
+	return c
+}
+
+func subject(c engine.Certificate) Subject { return owner.Subject(srcInst, c) }
+
+func TestProof(t *testing.T) {
+	c := proven(bkInst, cert("b1", "web", "0a"), srcA, "")
+	assert.True(t, owner.Proven(bkInst, c))
+	assert.False(t, NewOwner("another key of at least 32 characters").Proven(bkInst, c), "another key proves nothing")
+
+	tests := []struct {
+		name   string
+		change func(c *engine.Certificate, inst *string)
+	}{
+		{"marker copied onto another certificate", func(c *engine.Certificate, _ *string) { c.ID = "b2" }},
+		{"marker copied into another instance", func(_ *engine.Certificate, inst *string) { *inst = srcInst }},
+		{"source rewritten", func(c *engine.Certificate, _ *string) { c.Marker.Source = srcB }},
+		{"origin added", func(c *engine.Certificate, _ *string) { c.Marker.Origin = srcB }},
+		{"proof truncated", func(c *engine.Certificate, _ *string) { c.Marker.Proof = c.Marker.Proof[:10] }},
+		{"no proof", func(c *engine.Certificate, _ *string) { c.Marker.Proof = "" }},
 	}
-	f := Find(backup, srcA, "web")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := proven(bkInst, cert("b1", "web", "0a"), srcA, "")
+			inst := bkInst
+			tt.change(&x, &inst)
+			assert.False(t, owner.Proven(inst, x))
+		})
+	}
+	renewed := c
+	renewed.SerialNumber, renewed.Name = "0c", "renamed"
+	assert.True(t, owner.Proven(bkInst, renewed), "the proof binds the copy's ID: it survives renewals and renames")
+
+	imp := cert("b7", "web", "0a")
+	m := engine.Marker{Source: srcA}
+	m.Proof = owner.ImportProof(bkInst, m, imp)
+	imp.Marker = &m
+	assert.True(t, owner.Proven(bkInst, imp), "an import's proof binds the certificate it holds")
+	other := imp
+	other.ID, other.SerialNumber = "b8", "0b"
+	assert.False(t, owner.Proven(bkInst, other), "an import's proof copied onto another certificate proves nothing")
+}
+
+func TestLookup(t *testing.T) {
+	a := cert(srcA, "web", "0a")
+	winner := proven(bkInst, cert("b1", "web-renamed", "0a"), srcA, "")
+	backup := []engine.Certificate{
+		proven(bkInst, cert("b3", "web", "0a"), srcA, ""),
+		winner,
+		proven(bkInst, cert("b2", "web", "0b"), srcB, ""),
+		{ID: "b4", Name: "web", Description: "made by hand"},
+		claimed(cert("b5", "other", "77"), srcA), // a Writer's marker on someone else's certificate
+	}
+	f := Find(owner, bkInst, backup, subject(a))
 	require.NotNil(t, f.Copy)
 	assert.Equal(t, "b1", f.Copy.ID, "smallest ID wins, whatever the name (rename)")
-	require.Len(t, f.Extra, 1)
-	assert.Equal(t, "b3", f.Extra[0].ID)
-	require.Len(t, f.Conflicts, 1, "the copy of another source with the same name is not a conflict")
-	assert.Equal(t, "b4", f.Conflicts[0].ID)
+	assert.False(t, f.Adopt)
+	assert.Equal(t, []string{"b3"}, IDs(f.Extra))
+	assert.Equal(t, []string{"b4", "b5"}, IDs(f.Conflicts), "the copy of another source with the same name is not a conflict; an unproven marker is")
 
-	g := Find(backup, srcB, "web")
+	g := Find(owner, bkInst, backup, subject(cert(srcB, "web", "0b")))
 	require.NotNil(t, g.Copy)
 	assert.Equal(t, "b2", g.Copy.ID)
 
-	ix := NewIndex(backup)
-	assert.Equal(t, f, ix.Lookup(srcA, "web"))
-	none := Find(backup, "crn:v1:bluemix:public:cloudcerts:us-south:a/acct:inst-src:certificate:cccccccccccccccccccccccccccccccc", "new")
+	// Only forged markers: a candidate for adoption, never a proven copy.
+	h := Find(owner, bkInst, backup[3:], subject(a))
+	require.NotNil(t, h.Copy)
+	assert.True(t, h.Adopt)
+	assert.Equal(t, "b5", h.Copy.ID)
+
+	none := Find(owner, bkInst, backup, subject(cert(srcA+"c", "new", "0c")))
 	assert.Nil(t, none.Copy)
 	assert.Empty(t, none.Conflicts)
+}
+
+// TestLineage: after a failover the source is itself a copy; its copies, the copies
+// of its original and the original itself stand for the same certificate.
+func TestLineage(t *testing.T) {
+	const (
+		newInst = "crn:v1:bluemix:public:cloudcerts:eu-gb:a/acct:inst-new::"
+		s1      = srcA                                                                   // the original, in the old primary
+		b1      = "crn:v1:bluemix:public:cloudcerts:eu-de:a/acct:inst-bk:certificate:b1" // its copy in the backup
+		n1      = "crn:v1:bluemix:public:cloudcerts:eu-gb:a/acct:inst-new:certificate:n1"
+	)
+	// N holds n1, restored from B's b1: its marker names b1 and the original s1.
+	n := proven(newInst, cert(n1, "web", "0a"), b1, s1)
+	subj := owner.Subject(newInst, n)
+	assert.Equal(t, s1, subj.Origin)
+
+	// Redeploy with N as the source: B's b1 (a copy of s1) is n1's copy; no new copy.
+	inB := []engine.Certificate{proven(bkInst, cert(b1, "web", "0a"), s1, "")}
+	f := Find(owner, bkInst, inB, subj)
+	require.NotNil(t, f.Copy)
+	assert.Equal(t, b1, f.Copy.ID)
+	assert.False(t, f.Original)
+
+	// Failback into the old primary: s1 itself is the copy, as the original.
+	inS := []engine.Certificate{cert(s1, "web", "09")}
+	f = Find(owner, srcInst, inS, subj)
+	require.NotNil(t, f.Copy)
+	assert.Equal(t, s1, f.Copy.ID)
+	assert.True(t, f.Original)
+	assert.Equal(t, engine.Marker{}, owner.Want(fit{srcInst}, subj, true, s1).Marker, "the original is never marked")
+
+	// An unproven marker on the source gives its text back to the description.
+	forged := cert(srcB, "x", "01")
+	forged.Description = "user text"
+	forged.Marker = &engine.Marker{Source: "crn:elsewhere", Raw: "\n[certbackup source=crn:elsewhere]"}
+	s := owner.Subject(srcInst, forged)
+	assert.Equal(t, srcB, s.Origin)
+	assert.Equal(t, "user text\n[certbackup source=crn:elsewhere]", s.UserDescription)
+}
+
+type fit struct{ inst string }
+
+func (f fit) Instance() string                  { return f.inst }
+func (f fit) Fit(l engine.Labels) engine.Labels { return l }
+
+func TestRepeatedListingEntryIsNotADuplicate(t *testing.T) {
+	cp := proven(bkInst, cert("b1", "web", "0a"), srcA, "")
+	moved := cp
+	moved.Name = "renamed between two pages"
+	f := Find(owner, bkInst, []engine.Certificate{cp, {ID: "b2", Name: "x"}, moved}, subject(cert(srcA, "web", "0a")))
+	require.NotNil(t, f.Copy)
+	assert.Empty(t, f.Extra, "a certificate listed twice is not its own duplicate")
 }
 
 func TestSameCertificate(t *testing.T) {
@@ -60,14 +174,4 @@ func TestSameCertificate(t *testing.T) {
 	b = a
 	b.NotAfter = at(3000)
 	assert.False(t, engine.SameCertificate(a, b))
-}
-
-func TestRepeatedListingEntryIsNotADuplicate(t *testing.T) {
-	cp := copyOf("b1", "web", srcA)
-	moved := cp
-	moved.NotAfter = time.UnixMilli(99) // renewed between two pages of the listing
-	f := Find([]engine.Certificate{cp, {ID: "b2", Name: "x"}, moved}, srcA, "web")
-	require.NotNil(t, f.Copy)
-	assert.Empty(t, f.Extra, "a certificate listed twice is not its own duplicate")
-	assert.Empty(t, NewIndex([]engine.Certificate{cp, moved}).Lookup(srcA, "web").Extra)
 }

@@ -341,7 +341,7 @@ func naiveSync(tb testing.TB, w *world, concurrency int) {
 	for i, c := range bk {
 		ebk[i] = cms.ToEngine(c)
 	}
-	ix := match.NewIndex(ebk)
+	ix := match.NewIndex(match.NewOwner(testAPIKey), w.backups[0], ebk)
 	jobs := make(chan cms.Certificate)
 	var failures atomic.Int64
 	var wg sync.WaitGroup
@@ -350,11 +350,11 @@ func naiveSync(tb testing.TB, w *world, concurrency int) {
 			for s := range jobs {
 				d, err := w.client.Download(ctx, s.ID)
 				if err == nil {
-					if f := ix.Lookup(s.ID, s.Name); f.Copy != nil {
+					if f := ix.Lookup(match.Subject{Certificate: cms.ToEngine(s), Origin: s.ID}); f.Copy != nil {
 						_, err = w.client.Reimport(ctx, f.Copy.ID, d.Data)
 					} else {
 						_, err = w.client.Import(ctx, w.backups[0], cms.ImportRequest{
-							Name: s.Name, Description: cms.CopyDescription(s.Description, s.ID), Data: d.Data,
+							Name: s.Name, Description: cms.CopyDescription(match.NewOwner(testAPIKey), w.backups[0], "", s), Data: d.Data,
 						})
 					}
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/pemutil"
 	"github.com/certbackup/certbackup/internal/provider/cms"
@@ -65,7 +66,7 @@ func (w *world) addInstance(region string) string {
 }
 
 func (w *world) engine(source string, backups ...string) *replicate.Engine {
-	e := &replicate.Engine{Source: cms.Instance{Client: w.client, CRN: source}}
+	e := &replicate.Engine{Source: cms.Instance{Client: w.client, CRN: source}, Owner: match.NewOwner(testAPIKey)}
 	for _, b := range backups {
 		e.Targets = append(e.Targets, cms.Instance{Client: w.client, CRN: b})
 	}
@@ -127,7 +128,7 @@ func (w *world) requireMirror(tb testing.TB, source, backup string, keep ...cmsi
 		require.Len(tb, cs, 1, "copies of %s (%s) in %s", s.Name, s.ID, backup)
 		c := cs[0]
 		require.Equal(tb, s.Name, c.Name)
-		require.Equal(tb, cms.CopyDescription(s.Description, s.ID), c.Description)
+		require.Equal(tb, copyDescription(testAPIKey, backup, c.ID, s), c.Description)
 		require.Equal(tb, digest(tb, s.Data), digest(tb, c.Data), "material of %s", s.Name)
 	}
 	byID := map[string]cmsim.StoredCertificate{}
@@ -174,4 +175,22 @@ func issuedOf(c cmsim.StoredCertificate) *testpki.Issued {
 		panic(err)
 	}
 	return &testpki.Issued{Cert: leaf, CertPEM: c.Data.Content, KeyPEM: c.Data.PrivKey, Intermediate: c.Data.Intermediate}
+}
+
+// copyDescription is the description certbackup writes on copy copyID ("": an
+// import) of stored source certificate c in backup, with the tests' API key's proof.
+func copyDescription(key, backup, copyID string, c cmsim.StoredCertificate) string {
+	return cms.CopyDescription(match.NewOwner(key), backup, copyID, cms.Certificate{
+		ID: c.ID, Name: c.Name, Description: c.Description, SerialNumber: c.SerialNumber, BeginsOn: c.BeginsOn, ExpiresOn: c.ExpiresOn,
+	})
+}
+
+// seedCopy seeds, in backup, a copy of stored source certificate c as certbackup
+// leaves it (its marker proven for the copy's ID), and returns the copy's CRN.
+func (w *world) seedCopy(backup, name string, c cmsim.StoredCertificate, issued *testpki.Issued) string {
+	id := w.sim.Seed(backup, name, "", issued)
+	if err := w.sim.SetName(id, name, copyDescription(testAPIKey, backup, id, c)); err != nil {
+		panic(err)
+	}
+	return id
 }

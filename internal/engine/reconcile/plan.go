@@ -20,7 +20,7 @@ type listing struct {
 	err   error
 }
 
-func plan(ctx context.Context, source engine.Source, targets []engine.Target, opts Options) (*PlanResult, error) {
+func plan(ctx context.Context, owner *match.Owner, source engine.Source, targets []engine.Target, opts Options) (*PlanResult, error) {
 	srcInstance := source.Instance()
 	// The source is listed at the same time as the backups: a listing is a sequence of
 	// pages, and the instances are in different regions.
@@ -48,31 +48,45 @@ func plan(ctx context.Context, source engine.Source, targets []engine.Target, op
 			bl.ErrorClass = engine.ClassOf(l.err)
 		} else {
 			bl.Certificates = len(l.certs)
-			ix := match.NewIndex(l.certs)
-			indexes[i] = &ix
+			indexes[i] = match.NewIndex(owner, t.Instance(), l.certs)
 		}
 		p.Backups = append(p.Backups, bl)
 	}
 
+	matched := make([]map[string]bool, len(targets)) // per backup: the IDs a source certificate took
+	for i := range targets {
+		matched[i] = map[string]bool{}
+	}
 	for _, s := range sources {
+		subj := owner.Subject(srcInstance, s)
 		for i, t := range targets {
 			if indexes[i] == nil {
 				continue
 			}
-			p.Steps = append(p.Steps, stepFor(s, i, t, indexes[i].Lookup(s.ID, s.Name)))
+			f := indexes[i].Lookup(subj)
+			if f.Copy != nil {
+				matched[i][f.Copy.ID] = true
+			}
+			for _, x := range f.Extra {
+				matched[i][x.ID] = true
+			}
+			p.Steps = append(p.Steps, stepFor(owner, subj, i, t, f))
 		}
 	}
 	for i, t := range targets {
 		if indexes[i] == nil {
 			continue
 		}
-		for _, src := range slices.Sorted(maps.Keys(indexes[i].BySource)) {
+		orphans := map[string][]engine.Certificate{}
+		for _, c := range indexes[i].Proven() {
 			// Only copies of this source instance can be orphans of it: a backup may also
 			// hold copies of other sources, and those are none of this run's business.
-			if present[src] || !crn.CertificateBelongsTo(src, srcInstance) {
-				continue
+			if !matched[i][c.ID] && !present[c.Marker.Source] && crn.ItemBelongsTo(c.Marker.Source, srcInstance) {
+				orphans[c.Marker.Source] = append(orphans[c.Marker.Source], c)
 			}
-			p.Steps = append(p.Steps, orphanStep(src, i, t.Instance(), indexes[i].BySource[src], opts.Prune))
+		}
+		for _, src := range slices.Sorted(maps.Keys(orphans)) {
+			p.Steps = append(p.Steps, orphanStep(src, i, t.Instance(), orphans[src], opts.Prune))
 		}
 	}
 	for _, s := range p.Steps {
@@ -117,10 +131,10 @@ func listAll(ctx context.Context, targets []engine.Target, limit int) []listing 
 	return out
 }
 
-func stepFor(s engine.Certificate, target int, t engine.Target, f match.Found) Step {
+func stepFor(owner *match.Owner, s match.Subject, target int, t engine.Target, f match.Found) Step {
 	st := Step{
 		SourceCRN: s.ID, Name: s.Name, Backup: t.Instance(),
-		Conflicts: match.IDs(f.Conflicts), Duplicates: match.IDs(f.Extra),
+		Conflicts: match.IDs(f.Conflicts), Duplicates: match.IDs(removable(s, f.Extra)),
 		target: target, src: s, found: f,
 	}
 	if f.Copy != nil {
@@ -131,24 +145,44 @@ func stepFor(s engine.Certificate, target int, t engine.Target, f match.Found) S
 		// An ordered certificate still pending has no material to copy; its issuance
 		// sends a notification, and the next run copies it anyway.
 		st.Action, st.Reason = ActionSkip, fmt.Sprintf("the source certificate has no issued certificate yet (%s)", s.StateReason)
-	case s.State == engine.Expired && (f.Copy == nil || !engine.SameCertificate(s, *f.Copy)):
+	case s.State == engine.Expired && (f.Copy == nil || !engine.SameCertificate(s.Certificate, *f.Copy)):
 		// The provider refuses to hand out (and to take in) an expired certificate:
 		// trying would fail on every run and hide real failures.
 		st.Action, st.Reason = ActionSkip, "the source certificate has expired; the service does not let it be downloaded or imported"
 	case s.State == engine.Inactive:
 		st.Action, st.Reason = ActionSkip, fmt.Sprintf("the source certificate is not active (%s)", s.StateReason)
+	case f.Adopt && engine.SameCertificate(s.Certificate, *f.Copy):
+		st.Action, st.Reason = ActionAdopt, "a certificate carries this source's marker without a valid proof; it is adopted if it holds the source's certificate and key"
+	case f.Adopt:
+		// It holds another certificate: not ours, whatever its marker says.
+		st.Conflicts = append(st.Conflicts, f.Copy.ID)
+		st.CopyCRN, st.found.Copy, st.found.Adopt = "", nil, false
+		st.found.Conflicts = append(st.found.Conflicts, *f.Copy)
+		st.Action, st.Reason = ActionImport, "no copy in the backup (a certificate claims to be one without a valid proof)"
 	case f.Copy == nil:
 		st.Action, st.Reason = ActionImport, "no copy in the backup"
-	case !engine.SameCertificate(s, *f.Copy):
-		st.Action, st.Reason = ActionReimport, "the copy holds another certificate ("+engine.CertificateDiff(s, *f.Copy)+")"
-	case !match.SameLabels(t, s, *f.Copy):
-		st.Action, st.Reason = ActionUpdate, labelDiff(t.Fit(match.Want(s)), engine.LabelsOf(*f.Copy))
-	case len(f.Extra) > 0:
-		st.Action, st.Reason = ActionRemoveDuplicates, fmt.Sprintf("%d further copies of the same source", len(f.Extra))
+	case !engine.SameCertificate(s.Certificate, *f.Copy):
+		st.Action, st.Reason = ActionReimport, "the copy holds another certificate ("+engine.CertificateDiff(s.Certificate, *f.Copy)+")"
+	case engine.LabelsOf(*f.Copy) != owner.Want(t, s, f.Original, f.Copy.ID):
+		st.Action, st.Reason = ActionUpdate, labelDiff(owner.Want(t, s, f.Original, f.Copy.ID), engine.LabelsOf(*f.Copy))
+	case len(removable(s, f.Extra)) > 0:
+		st.Action, st.Reason = ActionRemoveDuplicates, fmt.Sprintf("%d further copies of the same certificate", len(removable(s, f.Extra)))
 	default:
 		st.Action = ActionNone
 	}
 	return st
+}
+
+// removable are the extra copies that can be deleted without losing anything: they
+// hold the source's certificate.
+func removable(s match.Subject, extra []engine.Certificate) []engine.Certificate {
+	var out []engine.Certificate
+	for _, x := range extra {
+		if engine.SameCertificate(s.Certificate, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func orphanStep(src string, target int, backup string, copies []engine.Certificate, prune bool) Step {
@@ -166,12 +200,14 @@ func orphanStep(src string, target int, backup string, copies []engine.Certifica
 
 func labelDiff(want, got engine.Labels) string {
 	switch {
-	case want.Name != got.Name && (want.Description != got.Description || want.Marker != got.Marker):
+	case want.Name != got.Name && want.Description != got.Description:
 		return "the name and the description differ"
 	case want.Name != got.Name:
 		return "the name differs"
-	default:
+	case want.Description != got.Description:
 		return "the description differs"
+	default:
+		return "the ownership marker is not current"
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 )
@@ -90,12 +89,13 @@ const (
 	ActionDeleteOrphan     Action = "delete_orphan"     // prune: the source certificate is gone, its copies are deleted
 	ActionKeepOrphan       Action = "keep_orphan"       // the source certificate is gone; its copies are kept (prune is off)
 	ActionSkip             Action = "skip"              // nothing can be copied (see Reason)
+	ActionAdopt            Action = "adopt"             // a certificate claims to be the copy without a valid proof: adopted if it holds the source's material, else left alone
 )
 
 // Writes reports whether the action writes to a backup.
 func (a Action) Writes() bool {
 	switch a {
-	case ActionImport, ActionReimport, ActionUpdate, ActionRemoveDuplicates, ActionDeleteOrphan:
+	case ActionImport, ActionReimport, ActionUpdate, ActionRemoveDuplicates, ActionDeleteOrphan, ActionAdopt:
 		return true
 	}
 	return false
@@ -121,12 +121,12 @@ type Step struct {
 	CopyCRN    string   `json:"copy_crn,omitempty"`
 	Action     Action   `json:"action"`
 	Reason     string   `json:"reason,omitempty"`     // why this action
-	Duplicates []string `json:"duplicates,omitempty"` // further copies of the same source, ours, to delete
-	Conflicts  []string `json:"conflicts,omitempty"`  // certificates with the source's name and no marker: never written
+	Duplicates []string `json:"duplicates,omitempty"` // further copies of the same certificate, ours, to delete
+	Conflicts  []string `json:"conflicts,omitempty"`  // certificates that are not ours (same name without a marker, or an unproven marker): never written
 
-	target int                // index in Engine.Targets
-	src    engine.Certificate // the source's metadata from the listing
-	found  match.Found        // what the backup holds for the source, from its listing
+	target int           // index in Engine.Targets
+	src    match.Subject // the source's metadata from the listing
+	found  match.Found   // what the backup holds for the source, from its listing
 }
 
 // BackupListing is what the plan saw of one backup.
@@ -209,7 +209,7 @@ type Report struct {
 // listed is reported in PlanResult.Backups and planned for no pair.
 func Plan(ctx context.Context, e *replicate.Engine, opts Options) (*PlanResult, error) {
 	opts = opts.withDefaults()
-	return plan(ctx, e.Source, e.Targets, opts)
+	return plan(ctx, e.Owner, e.Source, e.Targets, opts)
 }
 
 // Run reconciles (or, with opts.DryRun, plans) and reports. It never panics on a

@@ -142,7 +142,7 @@ func TestRunEndsEqual(t *testing.T) {
 					if i == 1 {
 						name = "old name"
 					}
-					w.sim.Seed(w.backups[0], name, cms.CopyDescription(c.Description, c.ID), issuedOf(c))
+					w.seedCopy(w.backups[0], name, c, issuedOf(c))
 				}
 				return nil
 			},
@@ -211,7 +211,7 @@ func orphanSetup(t *testing.T, w *world, srcs []string) []cmsim.StoredCertificat
 
 	other := w.addInstance("jp-tok")
 	foreignSrc := w.sim.Seed(other, gone.Name, "", w.issue("foreign.example.com"))
-	foreign := w.sim.Seed(w.backups[0], gone.Name, cms.CopyDescription("", foreignSrc), w.issue("foreign.example.com"))
+	foreign := w.sim.Seed(w.backups[0], gone.Name, cms.LegacyDescription("", foreignSrc), w.issue("foreign.example.com"))
 	hand := w.sim.Seed(w.backups[0], gone.Name, "mine, hands off", issuedOf(gone))
 	return []cmsim.StoredCertificate{orphan, stored(t, w, foreign), stored(t, w, hand)}
 }
@@ -271,7 +271,7 @@ func TestDryRunPlansWhatRunDoes(t *testing.T) {
 	require.NoError(t, w.sim.SetName(srcs[1], "renamed", "new")) // update
 	require.NoError(t, w.sim.Delete(srcs[2]))                    // orphan in backup 0
 	c3 := stored(t, w, srcs[3])                                  // duplicate in backup 0
-	w.sim.Seed(w.backups[0], c3.Name, cms.CopyDescription(c3.Description, c3.ID), issuedOf(c3))
+	w.seedCopy(w.backups[0], c3.Name, c3, issuedOf(c3))
 
 	opts := Options{Prune: true}
 	w.sim.ResetLog()
@@ -453,7 +453,7 @@ func mirrorThousand(tb testing.TB, w *world, n int) []string {
 	srcs := w.seed(n)
 	for _, s := range srcs {
 		c := stored(tb, w, s)
-		w.sim.Seed(w.backups[0], c.Name, cms.CopyDescription(c.Description, c.ID), issuedOf(c))
+		w.seedCopy(w.backups[0], c.Name, c, issuedOf(c))
 	}
 	return srcs
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/engine"
-	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/pemutil"
 )
@@ -28,7 +27,7 @@ func run(ctx context.Context, e *replicate.Engine, opts Options, mode string) *R
 		asTargets[i] = targets[i]
 	}
 
-	p, err := plan(ctx, source, asTargets, opts)
+	p, err := plan(ctx, e.Owner, source, asTargets, opts)
 	if err != nil {
 		rep.Error = err.Error()
 		rep.DurationMS = time.Since(start).Milliseconds()
@@ -158,7 +157,7 @@ func (x *executor) do(ctx context.Context, unit []int) {
 	var material []int
 	for _, i := range unit {
 		switch st := x.steps[i]; st.Action {
-		case ActionImport, ActionReimport:
+		case ActionImport, ActionReimport, ActionAdopt:
 			material = append(material, i)
 		case ActionUpdate:
 			x.results[i] = x.updateLabels(ctx, st)
@@ -240,14 +239,15 @@ func (x *executor) copyMaterial(ctx context.Context, idx []int) {
 // certificate.
 func (x *executor) updateLabels(ctx context.Context, st Step) Result {
 	t := x.targets[st.target]
-	if err := t.UpdateLabels(ctx, st.CopyCRN, t.Fit(match.Want(st.src))); err != nil {
+	want := x.engine.Owner.Want(t, st.src, st.found.Original, st.CopyCRN)
+	if err := t.UpdateLabels(ctx, st.CopyCRN, want); err != nil {
 		return failed(st, fmt.Errorf("update name and description: %w", err))
 	}
 	got, err := t.Metadata(ctx, st.CopyCRN)
 	if err != nil {
 		return failed(st, fmt.Errorf("read the copy back: %w", err))
 	}
-	if (got.ID != "" && got.ID != st.CopyCRN) || !match.SameLabels(t, st.src, *got) || !engine.SameCertificate(st.src, *got) {
+	if (got.ID != "" && got.ID != st.CopyCRN) || engine.LabelsOf(*got) != want || !engine.SameCertificate(st.src.Certificate, *got) {
 		return Result{Step: st, Outcome: replicate.Failed, ErrorClass: engine.ClassVerification,
 			Message: "the copy read back does not have the source's name, description and certificate"}
 	}

@@ -28,8 +28,9 @@ type copyJob struct {
 	e      *Engine
 	t      engine.Target
 	src    *engine.Downloaded
-	want   string // the source bundle's digest
-	labels engine.Labels
+	subj   match.Subject
+	want   string        // the source bundle's digest
+	labels engine.Labels // what the copy must carry; set once the copy is found
 	opts   CopyOptions
 	// relist: nobody listed t for us, so an import is followed by a listing that
 	// detects a racing import (the reconcile, which lists every backup once, skips it:
@@ -39,14 +40,16 @@ type copyJob struct {
 	found match.Found
 	read  *engine.Downloaded // the copy as last read; nil when it must be read again
 	wrote Outcome            // the first write made, "" when none
+	// holds: the copy holds the source's material because this job just wrote it
+	// (the final read-back checks it).
+	holds bool
 }
 
 // CopyTo makes src (already checked into bundle) exist in t. found is what the caller
 // already knows of t from a fresh listing; nil means look it up.
 func (e *Engine) CopyTo(ctx context.Context, t engine.Target, src *engine.Downloaded, bundle *pemutil.Bundle, found *match.Found, opts CopyOptions) PairResult {
 	j := &copyJob{
-		e: e, t: t, src: src, want: bundle.Digest(), opts: opts, relist: found == nil,
-		labels: t.Fit(match.Want(src.Certificate)),
+		e: e, t: t, src: src, subj: e.subject(src.Certificate), want: bundle.Digest(), opts: opts, relist: found == nil,
 	}
 	r := PairResult{SourceCRN: src.ID, Name: src.Name, Backup: t.Instance(), Fingerprint: pemutil.Fingerprint(bundle.Leaf)}
 	if found != nil {
@@ -55,8 +58,7 @@ func (e *Engine) CopyTo(ctx context.Context, t engine.Target, src *engine.Downlo
 		failWith(&r, fmt.Errorf("find the copy: %w", err))
 		return r
 	}
-	r.Conflicts = match.IDs(j.found.Conflicts)
-	for _, step := range []func(context.Context) error{j.ensureExists, j.readCopy, j.updateMaterial, j.updateLabels, j.verify} {
+	for _, step := range []func(context.Context) error{j.checkAdoption, j.ensureExists, j.readCopy, j.updateMaterial, j.updateLabels, j.verify} {
 		if err := step(ctx); err != nil {
 			if j.found.Copy != nil {
 				r.CopyCRN = j.found.Copy.ID
@@ -71,13 +73,17 @@ func (e *Engine) CopyTo(ctx context.Context, t engine.Target, src *engine.Downlo
 		}
 	}
 	r.CopyCRN, r.Verified = j.found.Copy.ID, true
+	r.Conflicts = match.IDs(j.found.Conflicts)
 	r.RemovedDuplicates, r.Message = j.removeExtras(ctx)
 	r.Outcome = j.outcome()
 	if r.Outcome == Conflict {
-		r.Message = "imported beside a certificate of the same name that is not a copy; that certificate was left untouched"
+		r.Message = ConflictMessage
 	}
 	return r
 }
+
+// ConflictMessage explains a Conflict outcome.
+const ConflictMessage = "imported beside certificates that certbackup cannot prove are its copies (the same name without a marker, or a marker without a valid proof); they were left untouched"
 
 // find looks the copy up: through the cache when it knows the copy (one call, which
 // also reads it), else by listing the backup.
@@ -92,10 +98,10 @@ func (j *copyJob) find(ctx context.Context) error {
 			cp, err = j.t.Download(ctx, known)
 		}
 		switch {
-		case err == nil && match.IsCopyOf(cp.Certificate, j.src.ID):
+		case err == nil && j.e.Owner.Owns(backup, cp.Certificate, j.subj):
 			// Conflicts are not re-checked on this path: they were reported when the
 			// copy was made, and a warm replay must stay cheap.
-			j.found, j.read = match.Found{Copy: &cp.Certificate}, cp
+			j.found, j.read = match.Found{Copy: &cp.Certificate, Original: cp.ID == j.subj.Origin && cp.ID != j.subj.ID}, cp
 			return nil
 		case err == nil || errors.Is(err, engine.ErrNotFound):
 			j.e.Cache.put(backup, j.src.ID, "")
@@ -103,11 +109,39 @@ func (j *copyJob) find(ctx context.Context) error {
 			return err
 		}
 	}
+	return j.list(ctx)
+}
+
+// list finds the copy in a fresh listing of the backup.
+func (j *copyJob) list(ctx context.Context) error {
 	all, err := j.t.List(ctx)
 	if err != nil {
 		return err
 	}
-	j.found = match.Find(all, j.src.ID, j.src.Name)
+	j.found = match.Find(j.e.Owner, j.t.Instance(), all, j.subj)
+	return nil
+}
+
+// checkAdoption reads a copy whose marker proves nothing: it is taken as ours (and
+// its marker proven from now on) only if it holds the source's own material, which
+// nobody without the right to import could have put there. Otherwise it is someone
+// else's, reported as a conflict, and the backup gets its own copy.
+func (j *copyJob) checkAdoption(ctx context.Context) error {
+	if !j.found.Adopt {
+		return nil
+	}
+	cand := *j.found.Copy
+	got, err := j.t.Download(ctx, cand.ID)
+	if err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("read the certificate to adopt: %w", err)
+	}
+	j.found.Adopt = false
+	if err == nil && sameMaterial(got, j.src, j.want) {
+		j.read = got
+		return nil
+	}
+	j.found.Copy = nil
+	j.found.Conflicts = append(j.found.Conflicts, cand)
 	return nil
 }
 
@@ -120,7 +154,7 @@ func (j *copyJob) ensureExists(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	j.wrote, j.read = Imported, nil
+	j.wrote, j.read, j.holds = Imported, nil, true
 	j.found = match.Found{Copy: imported, Conflicts: j.found.Conflicts}
 	if !j.relist {
 		return nil
@@ -131,7 +165,9 @@ func (j *copyJob) ensureExists(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list after import: %w", err)
 	}
-	if f := match.Find(all, j.src.ID, j.src.Name); f.Copy != nil {
+	if f := match.Find(j.e.Owner, j.t.Instance(), all, j.subj); f.Copy != nil && !f.Adopt && !f.Original {
+		// A racing activation's copy won: what it holds must be read.
+		j.holds = j.holds && f.Copy.ID == imported.ID
 		f.Conflicts = j.found.Conflicts
 		j.found = f
 	} // else not yet visible in the listing: trust the import's answer
@@ -147,7 +183,7 @@ const importAttempts = 3
 // finds; only when there is none does it import again.
 func (j *copyJob) importOnce(ctx context.Context) (*engine.Certificate, error) {
 	for attempt := 1; ; attempt++ {
-		imported, err := j.t.Import(ctx, j.labels, j.src.Material)
+		imported, err := j.t.Import(ctx, j.e.Owner.Want(j.t, j.subj, false, ""), j.src.Material)
 		if err == nil || !engine.IsAmbiguous(err) || attempt == importAttempts {
 			return imported, err
 		}
@@ -155,7 +191,7 @@ func (j *copyJob) importOnce(ctx context.Context) (*engine.Certificate, error) {
 		if lerr != nil {
 			return nil, err
 		}
-		if f := match.Find(all, j.src.ID, j.src.Name); f.Copy != nil {
+		if f := match.Find(j.e.Owner, j.t.Instance(), all, j.subj); f.Copy != nil && !f.Adopt && !f.Original {
 			return f.Copy, nil
 		}
 		select {
@@ -167,11 +203,11 @@ func (j *copyJob) importOnce(ctx context.Context) (*engine.Certificate, error) {
 }
 
 // readCopy reads the copy before deciding what to write, unless the caller knows it
-// differs (it is then reimported unread). After an import the copy is read as well: if
-// a racing activation's copy won, this read is what tells whether it holds our
-// material.
+// differs (it is then reimported unread) or this job just wrote it. After an import
+// that a racing activation's copy won, this read is what tells whether the winner
+// holds our material.
 func (j *copyJob) readCopy(ctx context.Context) error {
-	if j.wrote == "" && j.opts.KnownDifferent {
+	if j.holds || j.wrote == "" && j.opts.KnownDifferent {
 		j.read = nil
 		return nil
 	}
@@ -186,8 +222,8 @@ func (j *copyJob) readCopy(ctx context.Context) error {
 		if lerr != nil {
 			break
 		}
-		f := match.Find(all, j.src.ID, j.src.Name)
-		if f.Copy == nil {
+		f := match.Find(j.e.Owner, j.t.Instance(), all, j.subj)
+		if f.Copy == nil || f.Adopt {
 			break
 		}
 		f.Conflicts = j.found.Conflicts
@@ -203,7 +239,7 @@ func (j *copyJob) readCopy(ctx context.Context) error {
 
 // updateMaterial reimports the copy when it does not hold the source's material.
 func (j *copyJob) updateMaterial(ctx context.Context) error {
-	if j.read != nil && sameMaterial(j.read, j.src, j.want) {
+	if j.holds || j.read != nil && sameMaterial(j.read, j.src, j.want) {
 		return nil
 	}
 	if _, err := j.t.Reimport(ctx, j.found.Copy.ID, j.src.Material); err != nil {
@@ -213,8 +249,10 @@ func (j *copyJob) updateMaterial(ctx context.Context) error {
 	return nil
 }
 
-// updateLabels sets the copy's name, description and marker when they differ.
+// updateLabels sets the copy's name, description and marker when they differ (after
+// an import, the import's proof becomes the proof bound to the copy's ID).
 func (j *copyJob) updateLabels(ctx context.Context) error {
+	j.labels = j.e.Owner.Want(j.t, j.subj, j.found.Original, j.found.Copy.ID)
 	current := *j.found.Copy
 	if j.read != nil {
 		current = j.read.Certificate
@@ -254,13 +292,17 @@ func (verificationError) Error() string {
 	return "the copy read back does not hold the source certificate"
 }
 
-// removeExtras deletes the further copies of the same source once the copy is
-// verified. A failure is harmless (the extra copy holds the same source; the next run
-// removes it) and is reported in the message.
+// removeExtras deletes the further copies of the same logical certificate once the
+// copy is verified, when that loses nothing: they are ours and hold the same
+// certificate. A failure is harmless (the next run removes it) and is reported.
 func (j *copyJob) removeExtras(ctx context.Context) (removed []string, message string) {
 	for _, extra := range j.found.Extra {
 		if extra.ID == j.found.Copy.ID {
 			continue // never the copy itself, whatever a listing said
+		}
+		if !engine.SameCertificate(extra, j.src.Certificate) {
+			message = fmt.Sprintf("further copy %s holds another certificate; kept", extra.ID)
+			continue
 		}
 		if err := j.t.Delete(ctx, extra.ID); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			message = fmt.Sprintf("duplicate copy %s not removed yet: %v", extra.ID, err)

@@ -8,6 +8,7 @@ import (
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/enginetest"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,7 +31,7 @@ type fakeWorld struct {
 
 func newFakeWorld(n int) *fakeWorld {
 	w := &fakeWorld{src: enginetest.New("crn:src")}
-	w.eng = &replicate.Engine{Source: w.src, Cache: replicate.NewCopyCache()}
+	w.eng = &replicate.Engine{Source: w.src, Cache: replicate.NewCopyCache(), Owner: match.NewOwner("fake-test-key")}
 	for i := range n {
 		b := enginetest.New("crn:backup" + string(rune('a'+i)))
 		w.backups = append(w.backups, b)
@@ -66,8 +67,8 @@ func TestFakeCopyLifecycle(t *testing.T) {
 		backup  []string // the backup's calls, in order
 		cleared bool     // the cache is cold (a new process)
 	}{
-		{name: "first copy: list, import, list for a racer, read back", want: replicate.Conflict,
-			backup: []string{"list", "import", "list", "download"}},
+		{name: "first copy: list, import, list for a racer, proof bound to the ID, read back", want: replicate.Conflict,
+			backup: []string{"list", "import", "list", "update", "download"}},
 		{name: "replay from a warm process: one read", want: replicate.Unchanged, backup: []string{"download"}},
 		{name: "replay from a cold process: list and read", want: replicate.Unchanged, backup: []string{"list", "download"}, cleared: true},
 		{name: "renewal: read, reimport, read back", change: func() { mustReimport(t, w.src, id, material("www.example.com")) },
@@ -125,7 +126,7 @@ func TestFakeImportAnswerLost(t *testing.T) {
 	res := w.eng.ReplicateCertificate(fakeCtx(t), id)
 	assert.Equal(t, replicate.Imported, res[0].Outcome, res[0].Message)
 	assert.Len(t, b.IDs(), 1, "one copy")
-	assert.Equal(t, []string{"list", "import", "list", "list", "download"}, ops(b.Calls()))
+	assert.Equal(t, []string{"list", "import", "list", "list", "update", "download"}, ops(b.Calls()))
 }
 
 // TestFakeErrorClasses: the result's class comes from the engine's classes, whatever

@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/pemutil"
 )
 
@@ -59,6 +60,14 @@ type Engine struct {
 	// Cache remembers where each copy is, for the life of a warm process, so that a
 	// replay costs one call per backup instead of a listing.
 	Cache *CopyCache
+	// Owner proves the markers certbackup writes and checks the ones it reads.
+	// Required.
+	Owner *match.Owner
+}
+
+// subject reads a source certificate with the ownership rule.
+func (e *Engine) subject(c engine.Certificate) match.Subject {
+	return e.Owner.Subject(e.Source.Instance(), c)
 }
 
 func (e *Engine) log() *slog.Logger {

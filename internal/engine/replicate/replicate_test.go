@@ -10,6 +10,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/stretchr/testify/assert"
@@ -51,7 +52,7 @@ func newEnv(t *testing.T, nBackups int) *env {
 
 // engine returns a new engine, as a cold container would have (empty cache).
 func (e *env) engine() *replicate.Engine {
-	eng := &replicate.Engine{Source: cms.Instance{Client: e.client, CRN: e.src}, Cache: replicate.NewCopyCache()}
+	eng := &replicate.Engine{Source: cms.Instance{Client: e.client, CRN: e.src}, Cache: replicate.NewCopyCache(), Owner: match.NewOwner(apiKey)}
 	for _, b := range e.backups {
 		eng.Targets = append(eng.Targets, cms.Instance{Client: e.client, CRN: b})
 	}
@@ -87,7 +88,7 @@ func (e *env) assertExactCopy(t *testing.T, backup, source string) cmsim.StoredC
 	assert.Equal(t, src.Data.PrivKey, cp.Data.PrivKey)
 	assert.Equal(t, src.Data.Intermediate, cp.Data.Intermediate)
 	assert.Equal(t, src.Name, cp.Name)
-	assert.Equal(t, cms.CopyDescription(src.Description, source), cp.Description)
+	assert.Equal(t, copyDescription(apiKey, backup, cp.ID, src), cp.Description)
 	return cp
 }
 
@@ -150,7 +151,7 @@ func TestReplayWritesOnce(t *testing.T) {
 		require.Len(t, res, 1)
 		assert.NotEqual(t, replicate.Failed, res[0].Outcome, res[0].Message)
 	}
-	assert.Equal(t, 1, e.sim.Writes(e.backups[0]), "ten replays, one write")
+	assert.Equal(t, 2, e.sim.Writes(e.backups[0]), "ten replays, one copy: the import and its proof bound to the copy's ID")
 	e.assertExactCopy(t, e.backups[0], cert)
 
 	// A cold container (empty cache) replaying it writes nothing either.
@@ -183,7 +184,7 @@ func TestCallCounts(t *testing.T) {
 	s, b := calls()
 	t.Logf("cold, new certificate: source %d, backup %d", s, b)
 	assert.Equal(t, 1, s, "one download from the source")
-	assert.Equal(t, 4, b, "list, import, list (race check), read back")
+	assert.Equal(t, 5, b, "list, import, list (race check), proof bound to the copy's ID, read back")
 
 	e.sim.ResetLog()
 	eng.ReplicateCertificate(ctx(t), cert)
@@ -327,9 +328,11 @@ func TestExistingDuplicatesConverge(t *testing.T) {
 	bk := e.backups[0]
 	issued := e.sim.CA().MustIssue("dup.example.com")
 	cert := e.sim.Seed(e.src, "dup", "", issued)
-	desc := cms.CopyDescription("", cert)
-	e.sim.Seed(bk, "dup", desc, issued)
-	e.sim.Seed(bk, "dup", desc, issued)
+	stored, _ := e.sim.Get(cert)
+	for range 2 {
+		id := e.sim.Seed(bk, "dup", "", issued)
+		require.NoError(t, e.sim.SetName(id, "dup", copyDescription(apiKey, bk, id, stored)))
+	}
 	res := e.engine().ReplicateCertificate(ctx(t), cert)
 	assert.Equal(t, replicate.Unchanged, res[0].Outcome)
 	assert.Len(t, res[0].RemovedDuplicates, 1)
@@ -368,4 +371,12 @@ func TestLostImportAnswer(t *testing.T) {
 	res = e.engine().ReplicateCertificate(ctx(t), cert2)
 	assert.Equal(t, replicate.Imported, res[0].Outcome, res[0].Message)
 	e.assertExactCopy(t, e.backups[0], cert2)
+}
+
+// copyDescription is the description certbackup writes on copy copyID ("": an
+// import) of stored source certificate c in backup, with the tests' API key's proof.
+func copyDescription(key, backup, copyID string, c cmsim.StoredCertificate) string {
+	return cms.CopyDescription(match.NewOwner(key), backup, copyID, cms.Certificate{
+		ID: c.ID, Name: c.Name, Description: c.Description, SerialNumber: c.SerialNumber, BeginsOn: c.BeginsOn, ExpiresOn: c.ExpiresOn,
+	})
 }

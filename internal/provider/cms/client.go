@@ -745,7 +745,7 @@ func (c *Client) ListChannels(ctx context.Context, instance string) ([]Channel, 
 }
 
 // CreateChannel adds a notification channel. The method (PUT) is the one IBM documented
-// in 2018; the current API reference could not be read (see the reference notes).
+// in 2018; the current API reference could not be read (docs/services/certificate-manager.md §2.2, §7).
 func (c *Client) CreateChannel(ctx context.Context, instance string, ch Channel) (*Channel, error) {
 	if _, err := crn.ParseInstance(instance); err != nil {
 		return nil, &Error{Op: "channels.create", CRN: instance, Err: err}
@@ -759,7 +759,7 @@ func (c *Client) CreateChannel(ctx context.Context, instance string, ch Channel)
 }
 
 // TestChannel asks the instance to send test_notification_channel to a channel. The
-// path is an assumption (UNVERIFIED in the reference); callers fall back to telling
+// path is an assumption (UNVERIFIED: docs/services/certificate-manager.md §2.2); callers fall back to telling
 // the operator to press "Test Connection" in the console.
 func (c *Client) TestChannel(ctx context.Context, instance, channelID string) error {
 	if _, err := crn.ParseInstance(instance); err != nil {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/engine/match"
 )
 
 // Instance adapts one Certificate Manager instance to engine.Source and
@@ -98,9 +101,8 @@ func ToEngine(c Certificate) engine.Certificate {
 		Domains: c.Domains, Issuer: c.Issuer, SerialNumber: c.SerialNumber,
 		NotBefore: fromMillis(c.BeginsOn), NotAfter: fromMillis(c.ExpiresOn),
 	}
-	if src, ok := SourceOf(c.Description); ok {
-		ec.Marker = &engine.Marker{Source: src}
-		ec.Description = StripMarker(c.Description)
+	if m, user, ok := parseMarker(c.Description); ok {
+		ec.Marker, ec.Description = &m, user
 	}
 	switch {
 	case c.SerialNumber == "" && c.ExpiresOn == 0:
@@ -129,79 +131,125 @@ func fromMaterial(m engine.Material) Data {
 	return Data{Content: m.Certificate, PrivKey: m.PrivateKey, Intermediate: m.Intermediate}
 }
 
-// MaxDescription is Certificate Manager's limit on a description.
+// MaxDescription is Certificate Manager's limit on a description, in characters.
 const MaxDescription = 1024
 
+// Certificate Manager has no labels: the marker is the end of the description,
+//
+//	<user description>\n[certbackup source=<CRN> origin=<CRN> proof=<MAC>]
+//
+// origin only when it differs from source; copies made by releases before proofs
+// carry [certbackup source=<CRN>] alone.
 const (
 	markerPrefix = "[certbackup source="
 	markerSuffix = "]"
 	separator    = "\n"
 )
 
-// Marker is the marker text of source certificate sourceCRN.
-func Marker(sourceCRN string) string { return markerPrefix + sourceCRN + markerSuffix }
+// markerText is the marker of m.
+func markerText(m engine.Marker) string {
+	var b strings.Builder
+	b.WriteString(markerPrefix + m.Source)
+	if m.Origin != "" {
+		b.WriteString(" origin=" + m.Origin)
+	}
+	if m.Proof != "" {
+		b.WriteString(" proof=" + m.Proof)
+	}
+	b.WriteString(markerSuffix)
+	return b.String()
+}
 
-// SourceOf returns the source certificate CRN named by a description's marker.
-func SourceOf(description string) (string, bool) {
+// parseMarker reads the marker at the end of a description; user is what precedes
+// it (without the separator).
+func parseMarker(description string) (m engine.Marker, user string, ok bool) {
 	if !strings.HasSuffix(description, markerSuffix) {
-		return "", false
+		return m, description, false
 	}
 	i := strings.LastIndex(description, markerPrefix)
 	if i < 0 {
-		return "", false
+		return m, description, false
 	}
-	src := description[i+len(markerPrefix) : len(description)-len(markerSuffix)]
-	if src == "" || strings.ContainsAny(src, "[]\n") {
-		return "", false
+	fields := strings.Split(description[i+len(markerPrefix):len(description)-len(markerSuffix)], " ")
+	m.Source = fields[0]
+	for _, f := range fields[1:] {
+		k, v, _ := strings.Cut(f, "=")
+		switch {
+		case k == "origin" && m.Origin == "" && v != "":
+			m.Origin = v
+		case k == "proof" && m.Proof == "" && v != "":
+			m.Proof = v
+		default:
+			return engine.Marker{}, description, false
+		}
 	}
-	return src, true
+	if m.Source == "" || strings.ContainsAny(description[i+len(markerPrefix):len(description)-len(markerSuffix)], "[]\n") {
+		return engine.Marker{}, description, false
+	}
+	user = strings.TrimSuffix(description[:i], separator)
+	m.Raw = description[len(user):]
+	return m, user, true
 }
 
-// StripMarker removes a trailing marker (of any source) and its separator.
+// SourceOf returns the source certificate CRN named by a description's marker,
+// proven or not.
+func SourceOf(description string) (string, bool) {
+	m, _, ok := parseMarker(description)
+	return m.Source, ok
+}
+
+// StripMarker removes a trailing marker and its separator.
 func StripMarker(description string) string {
-	if _, ok := SourceOf(description); !ok {
-		return description
-	}
-	i := strings.LastIndex(description, markerPrefix)
-	return strings.TrimSuffix(description[:i], separator)
+	_, user, _ := parseMarker(description)
+	return user
 }
 
-// CopyDescription is the description a copy of the source must have: the source's own
-// description (without any marker it carries), cut so that the whole fits the limit,
-// then the marker.
-func CopyDescription(sourceDescription, sourceCRN string) string {
-	return describe(engine.Labels{Description: StripMarker(sourceDescription), Marker: engine.Marker{Source: sourceCRN}})
+// IsCopyDescription reports whether a description carries a marker naming sourceCRN.
+func IsCopyDescription(description, sourceCRN string) bool {
+	src, ok := SourceOf(description)
+	return ok && src == sourceCRN
+}
+
+// LegacyDescription is the description a release before ownership proofs wrote on a
+// copy of sourceCRN (for tests of the upgrade).
+func LegacyDescription(userDescription, sourceCRN string) string {
+	return describe(engine.Labels{Description: userDescription, Marker: engine.Marker{Source: sourceCRN}})
 }
 
 func describe(l engine.Labels) string {
 	desc := fitDescription(l.Description, l.Marker)
-	marker := Marker(l.Marker.Source)
+	if l.Marker == (engine.Marker{}) {
+		return desc
+	}
+	marker := markerText(l.Marker)
 	if desc == "" {
 		return marker
 	}
 	return desc + separator + marker
 }
 
+// fitDescription cuts desc, by characters as the service counts them, so that it and
+// the marker fit the limit.
 func fitDescription(desc string, m engine.Marker) string {
-	room := MaxDescription - len(Marker(m.Source)) - len(separator)
-	if len(desc) > room {
-		desc = cutUTF8(desc, room)
+	room := MaxDescription
+	if m != (engine.Marker{}) {
+		room -= utf8.RuneCountInString(markerText(m)) + utf8.RuneCountInString(separator)
 	}
-	return desc
+	if utf8.RuneCountInString(desc) <= room {
+		return desc
+	}
+	r := []rune(desc)
+	return string(r[:max(room, 0)])
 }
 
-func cutUTF8(s string, n int) string {
-	if n <= 0 {
-		return ""
+// CopyDescription is the description certbackup writes on copy copyID, in instance
+// backup, of the source certificate whose listing metadata is src; with copyID empty,
+// the one an import writes.
+func CopyDescription(o *match.Owner, backup, copyID string, src Certificate) string {
+	source := ""
+	if c, err := crn.Parse(src.ID); err == nil {
+		source = c.InstanceCRN().String()
 	}
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
-}
-
-// IsCopyDescription reports whether a description carries the marker of sourceCRN.
-func IsCopyDescription(description, sourceCRN string) bool {
-	src, ok := SourceOf(description)
-	return ok && src == sourceCRN
+	s := o.Subject(source, ToEngine(src))
+	return describe(o.Want(Instance{CRN: backup}, s, false, copyID))
 }

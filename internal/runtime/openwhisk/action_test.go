@@ -115,7 +115,7 @@ func TestWarmContainerReusesTokenKeyAndConnections(t *testing.T) {
 	}
 	assert.Equal(t, 1, w.sim.Count(cmsim.OpIAMToken, ""), "one IAM token for the container")
 	assert.Equal(t, 1, w.sim.Count(cmsim.OpPublicKey, ""), "one public key fetch for the container")
-	assert.Equal(t, 1, w.sim.Writes(w.bk))
+	assert.Equal(t, 1, w.sim.Count(cmsim.OpImport, w.bk), "one copy")
 
 	// A new configuration (another key) gets new clients.
 	w.sim.AddAPIKey("second-key-0000000000000")
