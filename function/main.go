@@ -4,7 +4,9 @@
 // each activation's parameters (the runtime gives it no PATH and no HOME).
 //
 // Run from a terminal with a subcommand it is the operator's tool: `exec reconcile`,
-// `exec verify`, `exec register-channel`, `exec test-channel` (see README.md).
+// `exec verify`, `exec check-config`, `exec register-channel`, `exec test-channel` (see
+// README.md); with none it prints the usage. A Code Engine job (CE_JOB set) runs
+// `exec reconcile`. cli.Decide says which, from the arguments and the environment.
 package main
 
 import (
@@ -18,8 +20,9 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 {
-		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	launch := cli.Decide(cli.OSProcess())
+	if launch.Runtime != cli.RuntimeOpenWhisk {
+		os.Exit(cli.Main(launch.Args, os.Stdout, os.Stderr, os.Getenv))
 	}
 	// One JSON line per notable step, on stdout, which the platform keeps as the
 	// activation's logs. The Action lives as long as the container: a warm container

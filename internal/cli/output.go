@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,14 +9,24 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 )
 
-// maxListed bounds the failures and deferrals repeated under the table.
-const maxListed = 20
+const (
+	// maxListed bounds the failures and deferrals repeated under the summary.
+	maxListed = 20
+	// nameWidth is the widest a certificate name is printed, in characters: one long
+	// name must not stretch every row.
+	nameWidth = 40
+	// fingerprintWidth is how much of a verified copy's fingerprint DETAIL shows.
+	fingerprintWidth = 16
+)
 
 func writeJSON(w io.Writer, rep *reconcile.Report) error {
 	enc := json.NewEncoder(w)
@@ -23,40 +34,73 @@ func writeJSON(w io.Writer, rep *reconcile.Report) error {
 	return enc.Encode(rep)
 }
 
-// printReport prints one row per source certificate and backup (and per orphan), then
-// a summary per backup, the failures and deferrals again with their reasons, and the
-// verdict.
-func printReport(w io.Writer, rep *reconcile.Report) {
+// printReport prints, with details, one row per source certificate and backup (and
+// per orphan); then a summary per backup, the failures and deferrals again with their
+// reasons, and the verdict.
+func printReport(w io.Writer, rep *reconcile.Report, details bool) {
 	if rep.Error != "" {
 		fmt.Fprintf(w, "%s: %s\n", rep.Mode, clean(rep.Error))
 		fmt.Fprintf(w, "%s: nothing was planned or written\n", rep.Mode)
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSOURCE\tBACKUP\tOUTCOME\tDETAIL")
-	for _, res := range rep.Results {
-		name := res.Name
-		if res.SourceCRN == "" {
-			name = "(all)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", clean(name), shortID(res.SourceCRN), region(res.Backup), outcomeText(res), clean(detail(res)))
+	if details {
+		printTable(w, rep.Results)
+		fmt.Fprintln(w)
 	}
-	tw.Flush()
-
-	fmt.Fprintf(w, "\nsource %s: %s\n", clean(rep.SourceInstanceCRN), plural(rep.SourceCertificates, "certificate"))
+	fmt.Fprintf(w, "source %s (%s): %s\n", region(rep.SourceInstanceCRN), clean(rep.SourceInstanceCRN), plural(rep.SourceCertificates, "certificate"))
+	perBackup := tally(rep.Results)
 	for _, b := range rep.Backups {
 		if b.Error != "" {
 			fmt.Fprintf(w, "backup %s (%s): %s\n", region(b.InstanceCRN), clean(b.InstanceCRN), clean(b.Error))
 			continue
 		}
-		fmt.Fprintf(w, "backup %s (%s): %s listed; %s\n", region(b.InstanceCRN), clean(b.InstanceCRN), plural(b.Certificates, "certificate"), counts(b.Counts))
+		fmt.Fprintf(w, "backup %s (%s): %s listed; %s\n", region(b.InstanceCRN), clean(b.InstanceCRN), plural(b.Certificates, "certificate"), cmp.Or(perBackup[b.InstanceCRN], "nothing to do"))
 	}
 	if n := len(rep.Conflicts); n > 0 {
 		fmt.Fprintf(w, "%s beside a certificate of the same name that is not a copy (left untouched)\n", plural(n, "copy"))
 	}
 	listResults(w, "failed", rep.Failures)
 	listResults(w, "deferred to the next run", rep.Deferred)
+	if n := rep.Counts[reconcile.Planned]; n > 0 && !details {
+		fmt.Fprintf(w, "--details lists the %s\n", plural(n, "step"))
+	}
 	fmt.Fprintln(w, verdict(rep))
+}
+
+// printTable prints one row per result. VERIFIED says whether the copy was read back
+// and found to hold the source certificate (yes), was read back and did not (NO), or
+// was not written in this run (-).
+func printTable(w io.Writer, results []reconcile.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSOURCE\tBACKUP\tOUTCOME\tVERIFIED\tDETAIL")
+	for _, res := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", displayName(res, "(all)"), shortID(res.SourceCRN), region(res.Backup),
+			outcomeText(res), verifiedText(res), clean(detail(res)))
+	}
+	tw.Flush()
+}
+
+// tally is, per backup, how many results of each outcome, in the table's words.
+func tally(results []reconcile.Result) map[string]string {
+	counts := map[string]map[string]int{}
+	for _, res := range results {
+		if res.SourceCRN == "" && res.Action == reconcile.ActionSkip {
+			continue // the backup could not be listed: its line says so
+		}
+		if counts[res.Backup] == nil {
+			counts[res.Backup] = map[string]int{}
+		}
+		counts[res.Backup][outcomeText(res)]++
+	}
+	out := map[string]string{}
+	for b, m := range counts {
+		var parts []string
+		for _, o := range slices.Sorted(maps.Keys(m)) {
+			parts = append(parts, fmt.Sprintf("%d %s", m[o], o))
+		}
+		out[b] = strings.Join(parts, ", ")
+	}
+	return out
 }
 
 func listResults(w io.Writer, title string, rs []reconcile.Result) {
@@ -69,11 +113,7 @@ func listResults(w io.Writer, title string, rs []reconcile.Result) {
 			fmt.Fprintf(w, "  ... and %d more (--json for all)\n", len(rs)-maxListed)
 			break
 		}
-		name := res.Name
-		if res.SourceCRN == "" {
-			name = "(every certificate)"
-		}
-		fmt.Fprintf(w, "  %s -> %s: %s\n", clean(name), region(res.Backup), clean(res.Message))
+		fmt.Fprintf(w, "  %s -> %s: %s\n", displayName(res, "(every certificate)"), region(res.Backup), clean(res.Message))
 	}
 }
 
@@ -109,13 +149,29 @@ var actionWords = map[reconcile.Action]string{
 func outcomeText(res reconcile.Result) string {
 	switch res.Outcome {
 	case reconcile.Planned:
-		return "would " + actionWords[res.Action]
+		if w, ok := actionWords[res.Action]; ok {
+			return "would " + w
+		}
+		return "would " + strings.ReplaceAll(clean(string(res.Action)), "_", " ")
 	case reconcile.OrphanKept:
 		return "orphan kept"
 	}
-	return string(res.Outcome)
+	return clean(string(res.Outcome))
 }
 
+func verifiedText(res reconcile.Result) string {
+	switch {
+	case res.Verified:
+		return "yes"
+	case res.ErrorClass == engine.ClassVerification:
+		return "NO"
+	}
+	return "-"
+}
+
+// detail says why for what is not done (planned, skipped, kept, failed, deferred), and
+// what was found for what is done: the plan's reason is stale once the step is carried
+// out.
 func detail(res reconcile.Result) string {
 	switch res.Outcome {
 	case replicate.Failed, reconcile.Deferred:
@@ -133,38 +189,58 @@ func detail(res reconcile.Result) string {
 	if n := len(res.RemovedDuplicates); n > 0 {
 		parts = append(parts, "removed "+plural(n, "duplicate"))
 	}
-	if res.Outcome != replicate.Unchanged && res.Reason != "" {
-		parts = append(parts, res.Reason)
+	if res.Message != "" {
+		parts = append(parts, res.Message)
+	}
+	if res.Verified && res.Fingerprint != "" {
+		parts = append(parts, "sha256 "+truncate(res.Fingerprint, fingerprintWidth))
 	}
 	return strings.Join(parts, "; ")
 }
 
-func counts(m map[reconcile.Outcome]int) string {
-	if len(m) == 0 {
-		return "nothing to do"
+// displayName is the result's certificate name, safe for a terminal and at most
+// nameWidth wide; whole for a result of no certificate (a backup that could not be
+// listed).
+func displayName(res reconcile.Result, whole string) string {
+	if res.SourceCRN == "" {
+		return whole
 	}
-	var parts []string
-	for _, o := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%d %s", m[o], o))
-	}
-	return strings.Join(parts, ", ")
+	return truncate(clean(res.Name), nameWidth)
 }
 
 func region(instanceOrCert string) string {
-	c, err := crn.Parse(instanceOrCert)
-	if err != nil {
-		return "?"
+	if c, err := crn.Parse(instanceOrCert); err == nil {
+		return c.Region
 	}
-	return c.Region
+	if c, err := crn.ParseSecretsManager(instanceOrCert); err == nil {
+		return clean(c.Region)
+	}
+	return "?"
 }
 
-// clean keeps text from the service (names, messages) from moving the terminal:
-// control characters, escape sequences included, become spaces.
+// clean keeps text from the service (names, messages) from moving the terminal or
+// reordering what it shows: control characters (C0, DEL and C1, escape sequences
+// included) become spaces; bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE and
+// the like), other invisible format characters and line or paragraph separators
+// become U+FFFD, which shows that something was there; so do invalid UTF-8 bytes.
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		switch {
+		case unicode.IsControl(r):
 			return ' '
+		case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+			return utf8.RuneError
 		}
 		return r
 	}, s)
+}
+
+// truncate cuts s to at most width characters, the last of them an ellipsis when
+// anything was cut.
+func truncate(s string, width int) string {
+	if utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	runes := []rune(s)
+	return string(runes[:width-1]) + "…"
 }
