@@ -133,20 +133,28 @@ resolve_alias() {
 
 # check_config PLATFORM runs the binary's own validation of every setting: the same
 # code the action and the Code Engine application run. Its lines name each parameter and
-# rule, never a value.
+# rule, never a value. `go run` exits 1 whatever the program's status and then prints
+# "exit status N" with the program's own status, which is read back here.
 check_config() {
 	local out rc=0
 	say "checking the configuration: go run $FUNCTION_PKG check-config --platform $1 --cron '$RECONCILE_CRON'"
-	out="$(go_run "$FUNCTION_PKG" check-config --platform "$1" --cron "$RECONCILE_CRON")" || rc=$?
-	if ((rc == 0)) && [[ "$out" == *"configuration valid"* ]]; then
+	out="$(go_run "$FUNCTION_PKG" check-config --platform "$1" --cron "$RECONCILE_CRON" 2>&1)" || rc=$?
+	if ((rc != 0)) && [[ "$out" =~ (^|$'\n')exit\ status\ ([0-9]+)$ ]]; then
+		rc="${BASH_REMATCH[2]}"
+		out="${out%exit status *}"
+	fi
+	if ((rc == 0)) && grep -qx 'configuration valid' <<<"$out"; then
+		out="$(grep -vx 'configuration valid' <<<"$out" || true)"
+		if [[ -n "$out" ]]; then printf '%s\n' "$out" >&2; fi
 		say "configuration valid"
 		return 0
 	fi
+	out="$(sed '/^$/d' <<<"$out")"
+	if [[ -n "$out" ]]; then printf '%s\n' "$out" >&2; fi
 	if ((rc == 2)); then
 		printf 'deploy.sh: the configuration is invalid (each problem is named above)\n' >&2
 	else
-		[[ -z "$out" ]] || printf '%s\n' "$out" >&2
-		printf 'deploy.sh: could not check the configuration: check-config exited %d without "configuration valid"\n' "$rc" >&2
+		printf 'deploy.sh: could not check the configuration: check-config exited %d without "configuration valid" (its output is above)\n' "$rc" >&2
 	fi
 	return 1
 }

@@ -292,6 +292,8 @@ func TestDeployChecksEveryVariableBeforeCallingAnything(t *testing.T) {
 			require.Len(t, r.Calls, 1, "only the checker ran: %v", r.Calls)
 			assert.Contains(t, r.Calls[0], " check-config --platform openwhisk --cron ")
 			assert.Contains(t, r.Stderr, "parameter source_instance_crn: is not a CRN", "the checker's lines are shown")
+			assert.Contains(t, r.Stderr, "the configuration is invalid", "go run's exit status 1 is read as the checker's 2")
+			assert.NotContains(t, r.Stderr, "exit status 2", "go run's own line is not shown")
 			assert.Contains(t, r.Stderr, "nothing was built or deployed")
 			assert.NotContains(t, r.Stdout, "building")
 			for k, v := range bad {
@@ -313,7 +315,15 @@ func TestDeployChecksEveryVariableBeforeCallingAnything(t *testing.T) {
 		// deploy.sh must not take its exit status 0 for a valid configuration.
 		r := deploy(t, runOpts{Env: deployEnv(), Path: strings.Join([]string{fixture.StubBin, filepath.Dir(fixture.RealGo), "/usr/bin", "/bin"}, ":")})
 		assert.Equal(t, 2, r.Code, r.Output())
-		assert.Contains(t, r.Stderr, `without "configuration valid"`)
+		assert.Contains(t, r.Stderr, `check-config exited 0 without "configuration valid"`)
+		assert.Empty(t, r.CallsOf("ibmcloud"))
+
+		// A package that does not build: go run fails (exit 1, no "exit status" line).
+		env := deployEnv()
+		env["CERTBACKUP_FUNCTION_PKG"] = "./no-such-function"
+		r = deploy(t, runOpts{Env: env, Path: strings.Join([]string{fixture.StubBin, filepath.Dir(fixture.RealGo), "/usr/bin", "/bin"}, ":")})
+		assert.Equal(t, 2, r.Code, r.Output())
+		assert.Contains(t, r.Stderr, `check-config exited 1 without "configuration valid"`)
 		assert.Empty(t, r.CallsOf("ibmcloud"))
 	})
 }

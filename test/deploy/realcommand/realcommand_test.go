@@ -170,3 +170,91 @@ func TestDockerBuildContextBuilds(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoError(t, buildzip.CheckExec(bin), "a linux/amd64 executable")
 }
+
+// copyTree copies the directory rel of the repository into repo.
+func copyTree(t *testing.T, root, repo, rel string) {
+	t.Helper()
+	err := filepath.WalkDir(filepath.Join(root, rel), func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(root, path)
+		dst := filepath.Join(repo, r)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o644)
+	})
+	require.NoError(t, err)
+}
+
+// TestDeployWithTheRealCheckConfig runs deploy.sh with the binary's own check-config
+// (the real go, the real ./function) on the inputs of the "operator experience" issue:
+// each is refused before any ibmcloud command runs, and a valid configuration passes.
+func TestDeployWithTheRealCheckConfig(t *testing.T) {
+	f, repo := setup(t)
+	copyTree(t, f.Root, repo, "function")
+	copyTree(t, f.Root, repo, "internal")
+	path := strings.Join([]string{f.StubBin, filepath.Dir(f.RealGo), "/usr/bin", "/bin"}, string(os.PathListSeparator))
+	valid := map[string]string{
+		"CM_APIKEY":               cmSecret,
+		"SOURCE_INSTANCE_CRN":     "crn:v1:bluemix:public:cloudcerts:us-south:a/0123456789abcdef:11111111-2222-3333-4444-555555555555::",
+		"BACKUP_INSTANCE_CRNS":    "crn:v1:bluemix:public:cloudcerts:eu-de:a/0123456789abcdef:66666666-7777-8888-9999-000000000000::",
+		"CERTBACKUP_FUNCTION_PKG": "./function",
+	}
+	run := func(t *testing.T, env map[string]string, args ...string) deploytest.Result {
+		t.Helper()
+		r, err := f.Run(repo, deploytest.Opts{Env: env, Path: path}, args...)
+		require.NoError(t, err)
+		if strings.Contains(r.Stderr, `unknown command "check-config"`) {
+			t.Skip("./function has no check-config yet")
+		}
+		return r
+	}
+	with := func(changes map[string]string) map[string]string {
+		env := map[string]string{}
+		for k, v := range valid {
+			env[k] = v
+		}
+		for k, v := range changes {
+			env[k] = v
+		}
+		return env
+	}
+
+	for name, c := range map[string]struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		"garbage source":    {with(map[string]string{"SOURCE_INSTANCE_CRN": "garbage"}), nil, "source"},
+		"garbage backups":   {with(map[string]string{"BACKUP_INSTANCE_CRNS": "garbage"}), nil, "backup"},
+		"key with spaces":   {with(map[string]string{"CM_APIKEY": "my key with spaces"}), nil, "apikey"},
+		"cron out of range": {with(map[string]string{"RECONCILE_CRON": "99 99 * * *"}), nil, "cron"},
+		"no webhook secret": {with(map[string]string{
+			"SOURCE_INSTANCE_CRN": "crn:v1:bluemix:public:secrets-manager:us-south:a/0123456789abcdef:aaaaaaaa-1111-4222-8333-444444444444::",
+			"EN_INSTANCE_CRN":     "crn:v1:bluemix:public:event-notifications:us-south:a/0123456789abcdef:cccccccc-1111-4222-8333-444444444444::",
+		}), []string{"codeengine"}, "webhook_secret"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := run(t, c.env, c.args...)
+			assert.Equal(t, 2, r.Code, r.Output())
+			assert.Contains(t, strings.ToLower(r.Stderr), c.want)
+			assert.Empty(t, r.Calls, "no stand-in ran: no ibmcloud command, no build")
+			assert.NotContains(t, r.Output(), "my key with spaces")
+			assert.NotContains(t, r.Output(), cmSecret)
+		})
+	}
+
+	t.Run("valid", func(t *testing.T) {
+		r := run(t, valid)
+		require.Equal(t, 0, r.Code, r.Output())
+		assert.Contains(t, r.Stdout, "configuration valid")
+		require.NotEmpty(t, r.Calls)
+		assert.Equal(t, "ibmcloud fn deploy --manifest manifest.yaml", r.Calls[0])
+	})
+}

@@ -19,7 +19,8 @@
 // Knobs, all environment variables:
 //
 //	STUB_URL            what `fn action get X --url` prints (unset: a plausible URL)
-//	STUB_CONFIG_ERRORS  `go run ... check-config` prints this on stderr and exits 2
+//	STUB_CONFIG_ERRORS  `go run ... check-config` prints this on stderr and fails as go run
+//	                    does when the program exits 2 ("exit status 2", exit 1)
 //	                    (unset or empty: "configuration valid", exit 0)
 //	STUB_TEST_CHANNEL   test-channel: "unconfirmed" (default, exit 3), "confirmed" (exit 0),
 //	                    "fail" (exit 1)
@@ -168,7 +169,9 @@ func checkConfig(args []string) error {
 		return fail(2, "check-config: --platform must be openwhisk or codeengine")
 	}
 	if errs := os.Getenv("STUB_CONFIG_ERRORS"); errs != "" {
-		return fail(2, "%s", errs)
+		// As with the real `go run`: the program's lines, then go's "exit status 2", and
+		// go run's own exit status 1.
+		return fail(1, "%s\nexit status 2", errs)
 	}
 	fmt.Println("configuration valid")
 	return nil
