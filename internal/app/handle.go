@@ -94,36 +94,66 @@ func (a *App) notify(ctx context.Context, log *slog.Logger, req Request) Respons
 		return respond(http.StatusOK, body)
 	}
 	certs := n.CertificatesToCopy()
+	ids := make([]string, len(certs))
+	for i, c := range certs {
+		ids[i] = c.CRN
+	}
+	body["action"] = "replicate"
+	status := a.replicateAll(ctx, log, ids, body)
+	body["duration_ms"] = a.now().Sub(start).Milliseconds()
+	log.Info("notification handled", slog.Int("status", status), slog.Int("certificates", len(ids)))
+	return respond(status, body)
+}
+
+// MaxDetailedResults bounds the per-pair results an answer lists; the summary counts
+// them all. An answer must stay far below a runtime's result limit (OpenWhisk: 1 MB)
+// whatever a notification lists.
+const MaxDetailedResults = 50
+
+// replicateAll copies each certificate to every backup, one certificate after the
+// other (each one to the backups at once), and fills body with the results, the
+// summary and the message; it returns the answer's status.
+func (a *App) replicateAll(ctx context.Context, log *slog.Logger, ids []string, body map[string]any) int {
 	// The engine's own lines carry this request's id and event too; the copy shares
 	// the process's cache of copy locations.
 	eng := *a.engine
 	eng.Logger = log
 	var pairs []replicate.PairResult
-	for _, c := range certs {
-		log.Info("replicating", slog.String("source_crn", c.CRN))
-		pairs = append(pairs, eng.ReplicateCertificate(ctx, c.CRN)...)
+	for _, id := range ids {
+		log.Info("replicating", slog.String("source_crn", id))
+		pairs = append(pairs, eng.ReplicateCertificate(ctx, id)...)
 	}
+	return summarize(pairs, body)
+}
+
+// summarize is the one rule that turns pair results into an answer: 502 when a copy
+// failed (the sender may retry; the reconcile repairs it anyway), else 200, with a
+// message that says what happened.
+func summarize(pairs []replicate.PairResult, body map[string]any) int {
 	summary := map[string]int{}
-	failed := false
 	for _, p := range pairs {
 		summary[string(p.Outcome)]++
-		if p.Outcome == replicate.Failed {
-			failed = true
-		}
 	}
-	body["action"] = "replicate"
-	body["results"] = pairs
 	body["summary"] = summary
-	body["duration_ms"] = a.now().Sub(start).Milliseconds()
-	status := http.StatusOK
-	if failed {
-		status = http.StatusBadGateway
-		body["message"] = "at least one copy failed; the periodic reconcile will retry it"
+	if len(pairs) > MaxDetailedResults {
+		body["results"] = pairs[:MaxDetailedResults]
+		body["results_omitted"] = len(pairs) - MaxDetailedResults
 	} else {
+		body["results"] = pairs
+	}
+	skipped := summary[string(replicate.Skipped)]
+	switch {
+	case summary[string(replicate.Failed)] > 0:
+		body["message"] = "at least one copy failed; the periodic reconcile will retry it"
+		return http.StatusBadGateway
+	case len(pairs) > 0 && skipped == len(pairs):
+		body["message"] = "none of the certificates exists in the source any more; nothing was copied"
+	case skipped > 0:
+		body["message"] = "every certificate that still exists in the source is in every backup; the others were skipped"
+	default:
 		body["message"] = "every certificate is in every backup"
 	}
-	log.Info("notification handled", slog.Int("status", status), slog.Int("certificates", len(certs)), slog.Int("pairs", len(pairs)))
-	return respond(status, body)
+	return http.StatusOK
 }
 
 // rejected answers a notification that was refused, with the status of its error class.

@@ -15,7 +15,6 @@ package cmcallback
 import (
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 )
@@ -139,14 +138,23 @@ type Challenge struct {
 	TXTRecordValue string
 }
 
-// CertificatesToCopy returns the certificates to replicate: all of them for a Replicate
-// event, none otherwise. In particular the test event's certificate is a dummy
-// (certificate ID 12345678-9012-3456-7890-123456789012) and must never be downloaded.
+// CertificatesToCopy returns the certificates to replicate: each distinct certificate
+// of a Replicate event once (a genuine token may list one certificate many times),
+// none otherwise. In particular the test event's certificate is a dummy (certificate
+// ID 12345678-9012-3456-7890-123456789012) and must never be downloaded.
 func (n *Notification) CertificatesToCopy() []Certificate {
 	if n == nil || Classify(n.EventType) != Replicate {
 		return nil
 	}
-	return slices.Clone(n.Certificates)
+	seen := make(map[string]bool, len(n.Certificates))
+	out := make([]Certificate, 0, len(n.Certificates))
+	for _, c := range n.Certificates {
+		if !seen[c.CRN] {
+			seen[c.CRN] = true
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // CertificateCRNs returns the CRNs of the certificates the notification names,
