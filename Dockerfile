@@ -28,7 +28,9 @@ RUN go build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o /out/exec .
 # hadolint ignore=DL3029
 FROM --platform=linux/amd64 gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/exec /exec
-USER nonroot:nonroot
+# The image's `nonroot` user, by number: a platform that must verify that a container does
+# not run as root (Kubernetes runAsNonRoot) cannot check a user name.
+USER 65532:65532
 # Code Engine sends requests to port 8080 by default and sets PORT; `exec serve` listens on $PORT.
 EXPOSE 8080
 ENTRYPOINT ["/exec"]

@@ -139,6 +139,8 @@ func dockerfileProblems(text, goVersion, dockerignore string) []string {
 		bad("the final stage has no USER (it would run as root)")
 	} else if u, _, _ := strings.Cut(users[len(users)-1].Args, ":"); u == "root" || u == "0" {
 		bad("the final stage runs as %s", u)
+	} else if !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(u) {
+		bad("USER %s is not a numeric UID (runAsNonRoot cannot check a name)", u)
 	}
 	expect := func(cmd string, want []string) {
 		ins := final.All(cmd)
@@ -203,8 +205,10 @@ func TestDockerfileCheckerCatches(t *testing.T) {
 		"no trimpath":    {replace(doc, "go build -trimpath ", "go build "), ignore, "-trimpath"},
 		"no strip":       {replace(doc, `-ldflags "-s -w -buildid="`, `-ldflags "-buildid="`), ignore, "-s -w"},
 		"other package":  {replace(doc, "-o /out/exec ./function", "-o /out/exec ./cmd"), ignore, "not ./function"},
-		"root":           {replace(doc, "USER nonroot:nonroot", "USER root"), ignore, "runs as root"},
-		"no user":        {replace(doc, "USER nonroot:nonroot\n", ""), ignore, "no USER"},
+		"root":           {replace(doc, "USER 65532:65532", "USER root"), ignore, "runs as root"},
+		"uid 0":          {replace(doc, "USER 65532:65532", "USER 0:0"), ignore, "runs as 0"},
+		"user name":      {replace(doc, "USER 65532:65532", "USER nonroot:nonroot"), ignore, "not a numeric UID"},
+		"no user":        {replace(doc, "USER 65532:65532\n", ""), ignore, "no USER"},
 		"full image":     {replace(doc, "gcr.io/distroless/static-debian12:nonroot", "debian:12"), ignore, "not one of"},
 		"shell form":     {replace(doc, `ENTRYPOINT ["/exec"]`, "ENTRYPOINT /exec"), ignore, "exec form"},
 		"other command":  {replace(doc, `CMD ["serve"]`, `CMD ["reconcile"]`), ignore, "CMD is"},
