@@ -10,6 +10,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/config"
+	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
@@ -49,9 +51,9 @@ type App struct {
 	verifier *cmcallback.Verifier
 }
 
-// New builds the providers of cfg (one API client for the source, and one for the
-// backups when a separate backup key is configured), the engine over them and the
-// verifier of the source's notifications.
+// New builds the providers of cfg (one API client per provider and key: the backups
+// get their own when a separate backup key is configured), the engine over them and,
+// for a Certificate Manager source, the verifier of its notifications.
 func New(cfg *config.Config, d Deps) (*App, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -59,47 +61,86 @@ func New(cfg *config.Config, d Deps) (*App, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	newClient := func(apikey string) (*cms.Client, error) {
-		return cms.New(cms.Config{
-			APIKey: apikey, IAMURL: cfg.IAMURL, Endpoints: cfg.Endpoints, Private: cfg.PrivateEndpoints,
-			HTTPClient: d.HTTPClient, Logger: d.Logger, MaxRetries: d.MaxRetries,
-			MinRetryInterval: d.MinRetryInterval, MaxRetryInterval: d.MaxRetryInterval,
-		})
-	}
-	src, err := newClient(cfg.APIKey)
+	p := &providers{cfg: cfg, d: d}
+	source, err := p.instance(cfg.SourceInstanceCRN, cfg.APIKey)
 	if err != nil {
 		return nil, err
 	}
-	bk := src
-	if cfg.BackupAPIKey != "" {
-		if bk, err = newClient(cfg.BackupAPIKey); err != nil {
+	backupKey := cmp.Or(cfg.BackupAPIKey, cfg.APIKey)
+	targets := make([]engine.Target, len(cfg.BackupInstanceCRNs))
+	for i, b := range cfg.BackupInstanceCRNs {
+		if targets[i], err = p.instance(b, backupKey); err != nil {
 			return nil, err
 		}
 	}
-	sourceCRN := cfg.SourceInstanceCRN
-	v, err := cmcallback.NewVerifier(cmcallback.Config{
-		SourceInstanceCRN:  sourceCRN,
-		StaticPublicKeyPEM: cfg.SourcePublicKey,
-		Now:                d.Now,
-		Fetch:              func(ctx context.Context) (string, error) { return src.PublicKey(ctx, sourceCRN) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", config.ErrInvalid, &config.ParamError{Param: "source_public_key", Problem: err.Error()})
-	}
-	targets := make([]engine.Target, len(cfg.BackupInstanceCRNs))
-	for i, b := range cfg.BackupInstanceCRNs {
-		targets[i] = cms.Instance{Client: bk, CRN: b}
-	}
-	return &App{
-		cfg: cfg, log: d.Logger, now: d.Now, source: src, verifier: v,
+	a := &App{
+		cfg: cfg, log: d.Logger, now: d.Now,
 		engine: &replicate.Engine{
-			Source:  cms.Instance{Client: src, CRN: sourceCRN},
+			Source:  source,
 			Targets: targets,
 			Logger:  d.Logger,
 			Cache:   replicate.NewCopyCache(),
 			Owner:   OwnerOf(cfg),
 		},
-	}, nil
+	}
+	if cm, ok := source.(cms.Instance); ok {
+		a.source = cm.Client
+		sourceCRN := cfg.SourceInstanceCRN
+		a.verifier, err = cmcallback.NewVerifier(cmcallback.Config{
+			SourceInstanceCRN:  sourceCRN,
+			StaticPublicKeyPEM: cfg.SourcePublicKey,
+			Now:                d.Now,
+			Fetch:              func(ctx context.Context) (string, error) { return cm.Client.PublicKey(ctx, sourceCRN) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", config.ErrInvalid, &config.ParamError{Param: "source_public_key", Problem: err.Error()})
+		}
+	}
+	return a, nil
+}
+
+// providers makes one client per provider and API key, and the instances over them.
+type providers struct {
+	cfg *config.Config
+	d   Deps
+	cms map[string]*cms.Client
+}
+
+// instance is the engine's view of the instance named by instanceCRN, reached with key.
+func (p *providers) instance(instanceCRN, key string) (engine.Target, error) {
+	id, err := crn.ParseAnyInstance(instanceCRN)
+	if err != nil {
+		return nil, err
+	}
+	switch id.Service {
+	case crn.ServiceName:
+		c, err := p.cmsClient(key)
+		if err != nil {
+			return nil, err
+		}
+		return cms.Instance{Client: c, CRN: instanceCRN}, nil
+	default:
+		return nil, fmt.Errorf("%w: %s instances are not supported by this build", config.ErrInvalid, id.Service)
+	}
+}
+
+func (p *providers) cmsClient(key string) (*cms.Client, error) {
+	if c, ok := p.cms[key]; ok {
+		return c, nil
+	}
+	c, err := cms.New(cms.Config{
+		APIKey: key, IAMURL: p.cfg.IAMURL, Endpoints: p.cfg.Endpoints, Private: p.cfg.PrivateEndpoints,
+		HTTPClient: p.d.HTTPClient, Logger: p.d.Logger, MaxRetries: p.d.MaxRetries,
+		MinRetryInterval: p.d.MinRetryInterval, MaxRetryInterval: p.d.MaxRetryInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.cms == nil {
+		p.cms = map[string]*cms.Client{}
+	}
+	p.cms[key] = c
+	return c, nil
 }
 
 // OwnerOf is the ownership prover of cfg: from ownership_key when it is set, else from
@@ -117,8 +158,8 @@ func (a *App) Config() *config.Config { return a.cfg }
 // Engine is the replication engine over the configured instances.
 func (a *App) Engine() *replicate.Engine { return a.engine }
 
-// SourceClient is the Certificate Manager client of the source instance (the terminal
-// command's channel commands use it).
+// SourceClient is the Certificate Manager client of the source instance, nil when the
+// source is not a Certificate Manager instance.
 func (a *App) SourceClient() *cms.Client { return a.source }
 
 // RunOptions are the reconcile options that cfg sets: the one translation of the

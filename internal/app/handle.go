@@ -13,7 +13,7 @@ import (
 // Request is one HTTP-like request from a trigger, whatever runtime carried it.
 type Request struct {
 	Method  string
-	Path    string // PathNotify
+	Path    string // PathNotify or PathEvents
 	Headers http.Header
 	Body    []byte
 	// ID identifies the request in logs (an activation id, a request id).
@@ -31,6 +31,8 @@ type Response struct {
 const (
 	// PathNotify is the Certificate Manager Callback URL channel: {"data":"<JWT>"}.
 	PathNotify = "/notify"
+	// PathEvents is the Event Notifications webhook (Secrets Manager events).
+	PathEvents = "/events"
 )
 
 func respond(status int, body map[string]any) Response {
@@ -56,6 +58,8 @@ func (a *App) Handle(ctx context.Context, req Request) Response {
 	switch req.Path {
 	case PathNotify, "":
 		return a.notify(ctx, log, req)
+	case PathEvents:
+		return a.events(ctx, log, req)
 	default:
 		return respond(http.StatusNotFound, map[string]any{"error": "not_found", "message": "no such path"})
 	}
@@ -66,6 +70,9 @@ func (a *App) Handle(ctx context.Context, req Request) Response {
 // configured source.
 func (a *App) notify(ctx context.Context, log *slog.Logger, req Request) Response {
 	start := a.now()
+	if a.verifier == nil {
+		return respond(http.StatusNotFound, map[string]any{"error": "not_found", "message": "the source instance is not a Certificate Manager instance: it sends no callback notifications"})
+	}
 	token, err := cmcallback.ExtractToken(req.Body)
 	if err != nil {
 		return rejected(log, err)
