@@ -794,7 +794,7 @@ cmd_codeengine() {
 		en_topic
 		en_destination
 		en_subscription
-		notified="Secrets Manager events of the source reach POST $APP_URL/events through Event Notifications topic $EN_NAME. Not observed: a delivery. To test: ibmcloud secrets-manager notifications-registration-test --instance-id $SOURCE_GUID --region $SOURCE_REGION, then ibmcloud ce application logs --name $CE_APP"
+		notified="Event Notifications is set up to deliver the source's secret_created, secret_rotated and test_event to POST $APP_URL/events (topic, destination and subscription $EN_NAME). Not observed: a delivery. To test: ibmcloud secrets-manager notifications-registration-test --instance-id $SOURCE_GUID --region $SOURCE_REGION, then look for test_event in ibmcloud ce application logs --name $CE_APP"
 	else
 		register_channel "$APP_URL/notify" "application $CE_APP" "'ibmcloud ce application logs --name $CE_APP'"
 		notified="Callback URL $APP_URL/notify registered; $CHANNEL_REPORT"
