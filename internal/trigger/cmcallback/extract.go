@@ -3,6 +3,8 @@ package cmcallback
 import (
 	"errors"
 	"fmt"
+
+	"github.com/certbackup/certbackup/internal/strictjson"
 )
 
 // MaxBodySize bounds the HTTP body and the token. Real notifications are a few KB; the
@@ -19,16 +21,16 @@ func ExtractToken(body []byte) (string, error) {
 	if len(body) > MaxBodySize {
 		return "", fmt.Errorf("%w: body is %d bytes, the limit is %d", ErrTooLarge, len(body), MaxBodySize)
 	}
-	dec := newDecoder(body)
+	dec := strictjson.NewDecoder(body)
 	var token string
 	var found bool
-	err := walkObject(dec, func(key string) error {
+	err := strictjson.WalkObject(dec, func(key string) error {
 		if key != "data" {
-			return skipValue(dec)
+			return strictjson.SkipValue(dec)
 		}
 		tok, err := dec.Token()
 		if err != nil {
-			return jsonError(dec, err)
+			return strictjson.Error(dec, err)
 		}
 		s, ok := tok.(string)
 		if !ok {
@@ -38,7 +40,7 @@ func ExtractToken(body []byte) (string, error) {
 		return nil
 	})
 	if err == nil {
-		err = expectEOF(dec)
+		err = strictjson.ExpectEOF(dec)
 	}
 	if err != nil {
 		return "", fmt.Errorf("%w: body: %w", ErrMalformed, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/strictjson"
 )
 
 // rawPayload is the payload as decoded, before the checks that bind it to the
@@ -41,16 +42,16 @@ func (c timeClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, 
 // break delivery. Errors are ErrMalformed.
 func decodePayload(b []byte) (*rawPayload, error) {
 	p := &rawPayload{}
-	dec := newDecoder(b)
-	err := walkObject(dec, func(key string) error {
+	dec := strictjson.NewDecoder(b)
+	err := strictjson.WalkObject(dec, func(key string) error {
 		var err error
 		switch key {
 		case "instance_crn":
-			p.n.InstanceCRN, err = decodeString(dec, key)
+			p.n.InstanceCRN, err = strictjson.DecodeString(dec, key)
 		case "certificate_manager_url":
-			p.n.ManagerURL, err = decodeString(dec, key)
+			p.n.ManagerURL, err = strictjson.DecodeString(dec, key)
 		case "event_type":
-			p.n.EventType, err = decodeString(dec, key)
+			p.n.EventType, err = strictjson.DecodeString(dec, key)
 		case "expiry_date":
 			p.n.ExpiryDate, err = decodeTimestamp(dec, key)
 		case "version":
@@ -62,7 +63,7 @@ func decodePayload(b []byte) (*rawPayload, error) {
 			p.n.Certificates, err = decodeCertificates(dec)
 		case "expiring_certificates":
 			p.hasV1Certificates = true
-			err = skipValue(dec)
+			err = strictjson.SkipValue(dec)
 		case "certificateCRN":
 			err = decodeDV(dec, p, key, func(dv *DomainValidation, s string) { dv.CertificateCRN = s })
 		case "domain":
@@ -76,12 +77,12 @@ func decodePayload(b []byte) (*rawPayload, error) {
 		case "nbf":
 			p.nbf, err = decodeNumericDate(dec, key)
 		default:
-			err = skipValue(dec)
+			err = strictjson.SkipValue(dec)
 		}
 		return err
 	})
 	if err == nil {
-		err = expectEOF(dec)
+		err = strictjson.ExpectEOF(dec)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
@@ -97,7 +98,7 @@ func (p *rawPayload) dv() *DomainValidation {
 }
 
 func decodeDV(dec *json.Decoder, p *rawPayload, key string, set func(*DomainValidation, string)) error {
-	s, err := decodeString(dec, key)
+	s, err := strictjson.DecodeString(dec, key)
 	if err != nil || s == "" {
 		return err
 	}
@@ -109,22 +110,22 @@ func decodeChallenge(dec *json.Decoder, p *rawPayload) error {
 	// json.Decoder cannot peek, so take the raw value to tell null from an object.
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
-		return jsonError(dec, err)
+		return strictjson.Error(dec, err)
 	}
 	if string(raw) == "null" {
 		return nil
 	}
 	var c Challenge
-	cdec := newDecoder(raw)
-	err := walkObject(cdec, func(key string) error {
+	cdec := strictjson.NewDecoder(raw)
+	err := strictjson.WalkObject(cdec, func(key string) error {
 		var err error
 		switch key {
 		case "txt_record_name":
-			c.TXTRecordName, err = decodeString(cdec, "challenge."+key)
+			c.TXTRecordName, err = strictjson.DecodeString(cdec, "challenge."+key)
 		case "txt_record_val":
-			c.TXTRecordValue, err = decodeString(cdec, "challenge."+key)
+			c.TXTRecordValue, err = strictjson.DecodeString(cdec, "challenge."+key)
 		default:
-			err = skipValue(cdec)
+			err = strictjson.SkipValue(cdec)
 		}
 		return err
 	})
@@ -138,7 +139,7 @@ func decodeChallenge(dec *json.Decoder, p *rawPayload) error {
 func decodeCertificates(dec *json.Decoder) ([]Certificate, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, jsonError(dec, err)
+		return nil, strictjson.Error(dec, err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return nil, errors.New("certificates: want an array")
@@ -152,39 +153,39 @@ func decodeCertificates(dec *json.Decoder) ([]Certificate, error) {
 		certs = append(certs, c)
 	}
 	if _, err := dec.Token(); err != nil { // the closing ']'
-		return nil, jsonError(dec, err)
+		return nil, strictjson.Error(dec, err)
 	}
 	return certs, nil
 }
 
 func decodeCertificate(dec *json.Decoder, path string) (Certificate, error) {
 	var c Certificate
-	err := walkObject(dec, func(key string) error {
+	err := strictjson.WalkObject(dec, func(key string) error {
 		field := path + "." + key
 		var err error
 		switch key {
 		case "cert_crn":
-			c.CRN, err = decodeString(dec, field)
+			c.CRN, err = strictjson.DecodeString(dec, field)
 		case "name":
-			c.Name, err = decodeString(dec, field)
+			c.Name, err = strictjson.DecodeString(dec, field)
 		case "domains":
 			var s string
-			s, err = decodeString(dec, field)
+			s, err = strictjson.DecodeString(dec, field)
 			c.Domains = splitDomains(s)
 		case "expires_on":
 			c.ExpiresOn, err = decodeTimestamp(dec, field)
 		case "previous_expires_on":
 			c.PreviousExpiresOn, err = decodeTimestamp(dec, field)
 		case "additional_info":
-			c.AdditionalInfo, err = decodeString(dec, field)
+			c.AdditionalInfo, err = strictjson.DecodeString(dec, field)
 		case "auto_renewed":
 			c.AutoRenewed, err = decodeBool(dec, field)
 		default:
-			err = skipValue(dec)
+			err = strictjson.SkipValue(dec)
 		}
 		return err
 	})
-	if errors.Is(err, errNotObject) {
+	if errors.Is(err, strictjson.ErrNotObject) {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, err
@@ -210,7 +211,7 @@ const maxEpochMillis = 253402300799999
 func decodeTimestamp(dec *json.Decoder, field string) (time.Time, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return time.Time{}, jsonError(dec, err)
+		return time.Time{}, strictjson.Error(dec, err)
 	}
 	switch v := tok.(type) {
 	case nil:
@@ -245,7 +246,7 @@ func decodeTimestamp(dec *json.Decoder, field string) (time.Time, error) {
 func decodeInt(dec *json.Decoder, field string) (int, bool, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return 0, false, jsonError(dec, err)
+		return 0, false, strictjson.Error(dec, err)
 	}
 	switch v := tok.(type) {
 	case nil:
@@ -264,7 +265,7 @@ func decodeInt(dec *json.Decoder, field string) (int, bool, error) {
 func decodeBool(dec *json.Decoder, field string) (*bool, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, jsonError(dec, err)
+		return nil, strictjson.Error(dec, err)
 	}
 	switch v := tok.(type) {
 	case nil:
@@ -281,7 +282,7 @@ func decodeBool(dec *json.Decoder, field string) (*bool, error) {
 func decodeNumericDate(dec *json.Decoder, field string) (*jwt.NumericDate, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, jsonError(dec, err)
+		return nil, strictjson.Error(dec, err)
 	}
 	switch v := tok.(type) {
 	case nil:

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/strictjson"
 )
 
 // KeyFunc fetches the PEM public key of the pinned source instance from that instance's
@@ -245,15 +246,15 @@ func checkHeader(token string) error {
 	if err != nil {
 		return fmt.Errorf("%w: header is not base64url", ErrMalformed)
 	}
-	dec := newDecoder(b)
-	err = walkObject(dec, func(key string) error {
+	dec := strictjson.NewDecoder(b)
+	err = strictjson.WalkObject(dec, func(key string) error {
 		if key == "crit" {
 			return errors.New(`"crit" extensions are not supported`)
 		}
-		return skipValue(dec)
+		return strictjson.SkipValue(dec)
 	})
 	if err == nil {
-		err = expectEOF(dec)
+		err = strictjson.ExpectEOF(dec)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: header: %w", ErrMalformed, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/strictjson"
 )
 
 // MaxBodySize bounds the body. Real notifications are at most tens of KB (100 secrets of
@@ -69,36 +70,36 @@ func Parse(body []byte, sourceInstanceCRN string) (*Notification, error) {
 
 func decodeEnvelope(b []byte) (*envelope, error) {
 	e := &envelope{}
-	dec := newDecoder(b)
-	err := walkObject(dec, func(key string) error {
+	dec := strictjson.NewDecoder(b)
+	err := strictjson.WalkObject(dec, func(key string) error {
 		var err error
 		switch key {
 		case "id":
-			e.id, err = decodeString(dec, key)
+			e.id, err = strictjson.DecodeString(dec, key)
 		case "source":
-			e.source, err = decodeString(dec, key)
+			e.source, err = strictjson.DecodeString(dec, key)
 		case "specversion":
-			e.specVersion, err = decodeString(dec, key)
+			e.specVersion, err = strictjson.DecodeString(dec, key)
 		case "type":
-			e.typ, err = decodeString(dec, key)
+			e.typ, err = strictjson.DecodeString(dec, key)
 		case "notification_id":
-			e.notificationID, err = decodeString(dec, key)
+			e.notificationID, err = strictjson.DecodeString(dec, key)
 		case "datacontenttype":
-			_, err = decodeString(dec, key) // type-checked, value not enforced (package doc)
+			_, err = strictjson.DecodeString(dec, key) // type-checked, value not enforced (package doc)
 		case "time":
 			e.time, err = decodeTime(dec, key)
 		case "data":
 			e.hasData, err = decodeData(dec, b, &e.data)
 		default:
-			err = skipValue(dec)
+			err = strictjson.SkipValue(dec)
 		}
 		return err
 	})
-	if err == errNotObject { // the body itself; nested values name their own path
+	if err == strictjson.ErrNotObject { // the body itself; nested values name their own path
 		err = fmt.Errorf("body: %w", err)
 	}
 	if err == nil {
-		err = expectEOF(dec)
+		err = strictjson.ExpectEOF(dec)
 	}
 	if err != nil {
 		return nil, err
@@ -114,7 +115,7 @@ func decodeData(dec *json.Decoder, body []byte, p *payload) (bool, error) {
 	if peekValue(dec, body) == '{' {
 		return true, walkPayload(dec, p)
 	}
-	raw, err := rawValue(dec)
+	raw, err := strictjson.RawValue(dec)
 	if err != nil {
 		return false, err
 	}
@@ -150,38 +151,38 @@ func peekValue(dec *json.Decoder, body []byte) byte {
 
 // decodePayload decodes data given as its own JSON text (the string form).
 func decodePayload(b []byte, p *payload) error {
-	dec := newDecoder(b)
+	dec := strictjson.NewDecoder(b)
 	err := walkPayload(dec, p)
-	if err == errNotObject {
+	if err == strictjson.ErrNotObject {
 		return fmt.Errorf("data: %w", err)
 	}
 	if err == nil {
-		err = expectEOF(dec)
+		err = strictjson.ExpectEOF(dec)
 	}
 	return err
 }
 
 // walkPayload reads the data object from dec.
 func walkPayload(dec *json.Decoder, p *payload) error {
-	return walkObject(dec, func(key string) error {
+	return strictjson.WalkObject(dec, func(key string) error {
 		field := "data." + key
 		var err error
 		switch key {
 		case "event_type":
-			p.eventType, err = decodeString(dec, field)
+			p.eventType, err = strictjson.DecodeString(dec, field)
 		case "event_sub_type":
-			p.eventSubType, err = decodeString(dec, field)
+			p.eventSubType, err = strictjson.DecodeString(dec, field)
 		case "secret_type":
-			p.secretType, err = decodeString(dec, field)
+			p.secretType, err = strictjson.DecodeString(dec, field)
 		case "source_instance_crn":
-			p.sourceInstanceCRN, err = decodeString(dec, field)
+			p.sourceInstanceCRN, err = strictjson.DecodeString(dec, field)
 		case "secrets":
 			p.secrets, err = decodeSecrets(dec)
 		default:
 			// Among the ignored: source_instance_api_public_url and _private_url. The
 			// secret is always read from the configured instance, never from a URL a
 			// notification chose.
-			err = skipValue(dec)
+			err = strictjson.SkipValue(dec)
 		}
 		return err
 	})
@@ -190,7 +191,7 @@ func walkPayload(dec *json.Decoder, p *payload) error {
 func decodeSecrets(dec *json.Decoder) ([]rawSecret, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, jsonError(dec, err)
+		return nil, strictjson.Error(dec, err)
 	}
 	if tok == nil {
 		return nil, nil
@@ -210,29 +211,29 @@ func decodeSecrets(dec *json.Decoder) ([]rawSecret, error) {
 		secrets = append(secrets, s)
 	}
 	if _, err := dec.Token(); err != nil { // the closing ']'
-		return nil, jsonError(dec, err)
+		return nil, strictjson.Error(dec, err)
 	}
 	return secrets, nil
 }
 
 func decodeSecret(dec *json.Decoder, path string) (rawSecret, error) {
 	var s rawSecret
-	err := walkObject(dec, func(key string) error {
+	err := strictjson.WalkObject(dec, func(key string) error {
 		field := path + "." + key
 		var err error
 		switch key {
 		case "secret_id":
-			s.id, err = decodeString(dec, field)
+			s.id, err = strictjson.DecodeString(dec, field)
 		case "secret_name":
-			s.name, err = decodeString(dec, field)
+			s.name, err = strictjson.DecodeString(dec, field)
 		case "secret_group_id":
-			s.groupID, err = decodeString(dec, field)
+			s.groupID, err = strictjson.DecodeString(dec, field)
 		default: // domains, serial_number, secret_expiration, event_time, failure_reason, ...
-			err = skipValue(dec)
+			err = strictjson.SkipValue(dec)
 		}
 		return err
 	})
-	if err == errNotObject {
+	if err == strictjson.ErrNotObject {
 		return s, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, err
@@ -240,7 +241,7 @@ func decodeSecret(dec *json.Decoder, path string) (rawSecret, error) {
 
 // decodeTime reads an RFC 3339 time (CloudEvents "time"); null is absent.
 func decodeTime(dec *json.Decoder, field string) (time.Time, error) {
-	s, err := decodeString(dec, field)
+	s, err := strictjson.DecodeString(dec, field)
 	if err != nil || s == "" {
 		return time.Time{}, err
 	}

@@ -1,4 +1,11 @@
-package eventnotifications
+// Package strictjson reads JSON the way both notification triggers must: duplicate
+// keys refused (after case folding), types checked, no trailing data, numbers kept as
+// json.Number. It walks JSON with json.Decoder instead of unmarshalling into structs,
+// because encoding/json silently keeps the last of two duplicate keys and matches keys
+// case-insensitively: a body with two "source" keys would mean one thing to us and
+// another to any other reader of it. Error messages name only field paths and byte
+// offsets, never input text.
+package strictjson
 
 import (
 	"bytes"
@@ -9,47 +16,41 @@ import (
 	"strings"
 )
 
-// The helpers below walk JSON with json.Decoder instead of unmarshalling into structs,
-// because encoding/json silently keeps the last of two duplicate keys and matches keys
-// case-insensitively: a body with two "source" keys would mean one thing to us and
-// another to any other reader of it. Duplicates (after case folding) are refused. Error
-// messages name only our own field paths and byte offsets, never input text.
-//
-// They are the rules of internal/trigger/cmcallback/strictjson.go, kept in step by hand:
-// the two triggers must read JSON the same way.
-
+// Errors the walk reports (wrapped with the byte offset).
 var (
 	errDuplicateKey = errors.New("duplicate key")
-	errNotObject    = errors.New("not a JSON object")
+	ErrNotObject    = errors.New("not a JSON object")
 	errTrailingData = errors.New("data after the JSON value")
 )
 
-func newDecoder(b []byte) *json.Decoder {
+// NewDecoder returns a decoder over b that keeps numbers as json.Number, so that epoch
+// milliseconds are not rounded through float64.
+func NewDecoder(b []byte) *json.Decoder {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	return dec
 }
 
-// walkObject reads one JSON object from dec and calls member for each key, in order.
+// WalkObject reads one JSON object from dec and calls member for each key, in order.
 // member must consume exactly one value from dec. Keys equal after case folding are
 // duplicates: encoding/json would treat them as the same struct field.
-func walkObject(dec *json.Decoder, member func(key string) error) error {
+func WalkObject(dec *json.Decoder, member func(key string) error) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return jsonError(dec, err)
+		return Error(dec, err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errNotObject
+		return ErrNotObject
 	}
 	seen := make(map[string]struct{}, 12)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return jsonError(dec, err)
+			return Error(dec, err)
 		}
 		key, ok := tok.(string)
 		if !ok { // json.Decoder only yields string keys inside an object; belt and braces
-			return errNotObject
+			return ErrNotObject
 		}
 		folded := foldKey(key)
 		if _, dup := seen[folded]; dup {
@@ -61,7 +62,7 @@ func walkObject(dec *json.Decoder, member func(key string) error) error {
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return jsonError(dec, err)
+		return Error(dec, err)
 	}
 	return nil
 }
@@ -77,40 +78,40 @@ func foldKey(k string) string {
 	return k
 }
 
-// expectEOF refuses trailing data after the top-level value: `{...} {...}` must not be
+// ExpectEOF refuses trailing data after the top-level value: `{...} {...}` must not be
 // read as just the first object.
-func expectEOF(dec *json.Decoder) error {
+func ExpectEOF(dec *json.Decoder) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return errTrailingData
 	}
 	return nil
 }
 
-// skipValue consumes one value of any type (an unknown field).
-func skipValue(dec *json.Decoder) error {
+// SkipValue consumes one value of any type (an unknown field).
+func SkipValue(dec *json.Decoder) error {
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
-		return jsonError(dec, err)
+		return Error(dec, err)
 	}
 	return nil
 }
 
-// rawValue consumes one value and returns its bytes, to tell null, a string and an
+// RawValue consumes one value and returns its bytes, to tell null, a string and an
 // object apart (json.Decoder cannot peek).
-func rawValue(dec *json.Decoder) (json.RawMessage, error) {
+func RawValue(dec *json.Decoder) (json.RawMessage, error) {
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
-		return nil, jsonError(dec, err)
+		return nil, Error(dec, err)
 	}
 	return raw, nil
 }
 
-// decodeString consumes a JSON string. null counts as absent (""); any other type is an
+// DecodeString consumes a JSON string. null counts as absent (""); any other type is an
 // error: a number where a string is documented is not what the service sends.
-func decodeString(dec *json.Decoder, field string) (string, error) {
+func DecodeString(dec *json.Decoder, field string) (string, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return "", jsonError(dec, err)
+		return "", Error(dec, err)
 	}
 	switch v := tok.(type) {
 	case string:
@@ -122,9 +123,9 @@ func decodeString(dec *json.Decoder, field string) (string, error) {
 	}
 }
 
-// jsonError rewrites decoder errors into messages with an offset but without the
+// Error rewrites decoder errors into messages with an offset but without the
 // offending input (json.SyntaxError quotes the character it choked on).
-func jsonError(dec *json.Decoder, err error) error {
+func Error(dec *json.Decoder, err error) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
