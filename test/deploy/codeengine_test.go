@@ -134,9 +134,9 @@ var firstRun = []string{
 	ibm("ce project create --name certbackup"),
 	ibm("ce application get --name certbackup --output json"),
 	ibm("ce secret get --name certbackup-secrets"),
-	ibm("ce secret create --name certbackup-secrets --from-file APIKEY=<work>/secret/APIKEY --from-file BACKUP_APIKEY=<work>/secret/BACKUP_APIKEY --from-file WEBHOOK_SECRET=<work>/secret/WEBHOOK_SECRET"),
+	ibm("ce secret create --name certbackup-secrets --from-file APIKEY=<work>/secret/APIKEY --from-file BACKUP_APIKEY=<work>/secret/BACKUP_APIKEY --from-file OWNERSHIP_KEY=<work>/secret/OWNERSHIP_KEY --from-file WEBHOOK_SECRET=<work>/secret/WEBHOOK_SECRET"),
 	ibm("ce configmap get --name certbackup-config"),
-	ibm("ce configmap create --name certbackup-config --from-file BACKUP_INSTANCE_CRNS=<work>/config/BACKUP_INSTANCE_CRNS --from-file ENDPOINTS=<work>/config/ENDPOINTS --from-file IAM_URL=<work>/config/IAM_URL --from-file PRIVATE_ENDPOINTS=<work>/config/PRIVATE_ENDPOINTS --from-file SECRET_GROUP=<work>/config/SECRET_GROUP --from-file SOURCE_INSTANCE_CRN=<work>/config/SOURCE_INSTANCE_CRN --from-file SOURCE_PUBLIC_KEY=<work>/config/SOURCE_PUBLIC_KEY"),
+	ibm("ce configmap create --name certbackup-config --from-file BACKUP_INSTANCE_CRNS=<work>/config/BACKUP_INSTANCE_CRNS --from-file ENDPOINTS=<work>/config/ENDPOINTS --from-file IAM_URL=<work>/config/IAM_URL --from-file MAX_REQUESTS_PER_SECOND=<work>/config/MAX_REQUESTS_PER_SECOND --from-file PRIVATE_ENDPOINTS=<work>/config/PRIVATE_ENDPOINTS --from-file SECRET_GROUP=<work>/config/SECRET_GROUP --from-file SOURCE_INSTANCE_CRN=<work>/config/SOURCE_INSTANCE_CRN --from-file SOURCE_PUBLIC_KEY=<work>/config/SOURCE_PUBLIC_KEY"),
 	ibm("ce application get --name certbackup"),
 	ibm("ce application create --name certbackup" + strings.Replace(workloadSpec, "%s", "serve", 1) + " --port 8080"),
 	ibm("ce application get --name certbackup --output url"),
@@ -179,10 +179,10 @@ func TestCodeEngineFirstRun(t *testing.T) {
 	p := s.Projects["certbackup"]
 	require.NotNil(t, p)
 	assert.Equal(t, "us-south", p.Region, "the project is in the source's region")
-	assert.Equal(t, map[string]string{"APIKEY": cmSecret, "BACKUP_APIKEY": backupSecret, "WEBHOOK_SECRET": webhookSecret},
+	assert.Equal(t, map[string]string{"APIKEY": cmSecret, "BACKUP_APIKEY": backupSecret, "WEBHOOK_SECRET": webhookSecret, "OWNERSHIP_KEY": ""},
 		p.Secrets["certbackup-secrets"].Data, "the secrets, exactly, without a trailing newline")
 	assert.Equal(t, map[string]string{"SOURCE_INSTANCE_CRN": smSourceCRN, "BACKUP_INSTANCE_CRNS": smBackupCRN,
-		"SOURCE_PUBLIC_KEY": "", "IAM_URL": "", "ENDPOINTS": "", "PRIVATE_ENDPOINTS": "", "SECRET_GROUP": ""},
+		"SOURCE_PUBLIC_KEY": "", "IAM_URL": "", "ENDPOINTS": "", "PRIVATE_ENDPOINTS": "", "SECRET_GROUP": "", "MAX_REQUESTS_PER_SECOND": ""},
 		p.ConfigMaps["certbackup-config"].Data, "the other settings; unset ones empty, which the binary reads as absent")
 
 	app := p.Apps["certbackup"]

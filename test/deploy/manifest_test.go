@@ -44,14 +44,17 @@ var (
 
 // The action inputs: parameter name → the variable deploy.sh exports for it.
 var wantInputs = map[string]string{
-	"apikey":               "CM_APIKEY",
-	"backup_apikey":        "BACKUP_APIKEY",
-	"source_instance_crn":  "SOURCE_INSTANCE_CRN",
-	"backup_instance_crns": "BACKUP_INSTANCE_CRNS",
-	"source_public_key":    "SOURCE_PUBLIC_KEY",
-	"iam_url":              "IAM_URL",
-	"endpoints":            "CM_ENDPOINTS",
-	"private_endpoints":    "PRIVATE_ENDPOINTS",
+	"apikey":                  "CM_APIKEY",
+	"backup_apikey":           "BACKUP_APIKEY",
+	"source_instance_crn":     "SOURCE_INSTANCE_CRN",
+	"backup_instance_crns":    "BACKUP_INSTANCE_CRNS",
+	"source_public_key":       "SOURCE_PUBLIC_KEY",
+	"iam_url":                 "IAM_URL",
+	"endpoints":               "CM_ENDPOINTS",
+	"private_endpoints":       "PRIVATE_ENDPOINTS",
+	"secret_group":            "SECRET_GROUP",
+	"ownership_key":           "OWNERSHIP_KEY",
+	"max_requests_per_second": "MAX_REQUESTS_PER_SECOND",
 }
 
 // node is one entry of a block mapping.
@@ -470,5 +473,5 @@ func TestManifestVariablesAreExported(t *testing.T) {
 		}
 	})
 	assert.Equal(t, 2*len(wantInputs)+2, used, "inputs of both actions, the package name and the cron")
-	assert.Len(t, exported, 14, "the action settings under both names of APIKEY and ENDPOINTS, the package name and the cron")
+	assert.Len(t, exported, 16, "the action settings under both names of APIKEY and ENDPOINTS, the package name and the cron")
 }

@@ -149,7 +149,7 @@ func TestRepoManifest(t *testing.T) {
 			keys = append(keys, in.Key)
 		}
 		assert.Equal(t, []string{"mode", "apikey", "backup_apikey", "source_instance_crn", "backup_instance_crns",
-			"source_public_key", "iam_url", "endpoints", "private_endpoints"}, keys, name)
+			"source_public_key", "iam_url", "endpoints", "private_endpoints", "secret_group", "ownership_key", "max_requests_per_second"}, keys, name)
 		assert.Equal(t, Input{"mode", name}, a.Inputs[0], name)
 	}
 }

@@ -284,6 +284,7 @@ func TestBoundParamsOfTheRealManifest(t *testing.T) {
 		"mode": "notify", "apikey": "k", "backup_apikey": "", "source_instance_crn": "s",
 		"backup_instance_crns": "b", "source_public_key": "", "iam_url": "http://127.0.0.1:1",
 		"endpoints": `{"us-south":"http://127.0.0.1:1/us-south"}`, "private_endpoints": "",
+		"secret_group": "", "ownership_key": "", "max_requests_per_second": "",
 	}, params)
 
 	rec, err := boundParams(manifest, "reconcile", nil)
