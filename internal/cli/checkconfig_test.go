@@ -70,7 +70,7 @@ func TestCheckConfig(t *testing.T) {
 			"--backups / BACKUP_INSTANCE_CRNS: item 1: invalid CRN: it is neither a Certificate Manager (cloudcerts) nor a Secrets Manager (secrets-manager) instance CRN",
 		}},
 		{name: "environment-only parameters are named by their variable", env: with(valid, "MAX_REQUESTS_PER_SECOND", "0", "SOURCE_PUBLIC_KEY", "x"), problems: []string{
-			"SOURCE_PUBLIC_KEY: must be a PEM public key (-----BEGIN PUBLIC KEY-----)",
+			"SOURCE_PUBLIC_KEY: must be one PEM RSA public key (-----BEGIN PUBLIC KEY-----): public key is not PEM encoded",
 			"MAX_REQUESTS_PER_SECOND: must be between 1 and 1000",
 		}},
 		{name: "cron with four fields", env: valid, args: []string{"--cron", "0 * * *"}, problems: []string{

@@ -96,7 +96,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		{name: "a short ownership key", args: []string{"verify"}, env: with(full, "OWNERSHIP_KEY", ownershipKey[:20]), code: ExitUsage,
 			stderr: []string{"--ownership-key / OWNERSHIP_KEY: must be at least 32 characters"}},
 		{name: "SOURCE_PUBLIC_KEY has no flag", args: []string{"verify"}, env: with(full, "SOURCE_PUBLIC_KEY", "not a key"), code: ExitUsage,
-			stderr: []string{"SOURCE_PUBLIC_KEY: must be a PEM public key"}},
+			stderr: []string{"SOURCE_PUBLIC_KEY: must be one PEM RSA public key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/trigger/cmcallback"
 )
 
 // Modes.
@@ -156,8 +157,12 @@ func Parse(params map[string]any) (*Config, error) {
 
 	if c.SourcePublicKey, err = str(params, "source_public_key"); err != nil {
 		errs = append(errs, err)
-	} else if c.SourcePublicKey != "" && !strings.Contains(c.SourcePublicKey, "-----BEGIN") {
-		errs = append(errs, bad("source_public_key", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)"))
+	} else if c.SourcePublicKey != "" {
+		// Parsed here, not only when the verifier is built, so that check-config and
+		// deploy.sh refuse a key that would fail every notification.
+		if _, perr := cmcallback.ParsePublicKeyPEM(c.SourcePublicKey); perr != nil {
+			errs = append(errs, bad("source_public_key", "must be one PEM RSA public key (-----BEGIN PUBLIC KEY-----): %v", perr))
+		}
 	}
 
 	if c.IAMURL, err = str(params, "iam_url"); err != nil {

@@ -13,12 +13,12 @@ import (
 // (the captured signatures are 256 bytes).
 const minRSABits = 2048
 
-// parsePublicKeyPEM parses exactly one PEM block holding an RSA public key, as SPKI
+// ParsePublicKeyPEM parses exactly one PEM block holding an RSA public key, as SPKI
 // ("PUBLIC KEY") or PKCS#1 ("RSA PUBLIC KEY"): the format of the public-key endpoint is
 // undocumented and IBM's Node samples accept both. Certificates are not accepted: the
 // endpoint serves a bare key and a certificate here would mean a confused caller.
 // Errors describe the problem, never the key bytes.
-func parsePublicKeyPEM(s string) (*rsa.PublicKey, error) {
+func ParsePublicKeyPEM(s string) (*rsa.PublicKey, error) {
 	block, rest := pem.Decode([]byte(s))
 	if block == nil {
 		return nil, errors.New("public key is not PEM encoded")

@@ -87,7 +87,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	switch {
 	case cfg.StaticPublicKeyPEM != "":
-		if v.static, err = parsePublicKeyPEM(cfg.StaticPublicKeyPEM); err != nil {
+		if v.static, err = ParsePublicKeyPEM(cfg.StaticPublicKeyPEM); err != nil {
 			return nil, fmt.Errorf("notification: static key: %w", err)
 		}
 		v.fetch = nil // documented: never used with a static key
@@ -365,7 +365,7 @@ func (v *Verifier) fetchKey(ctx context.Context) (*rsa.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	key, err := parsePublicKeyPEM(pemKey)
+	key, err := ParsePublicKeyPEM(pemKey)
 	if err != nil {
 		return nil, fmt.Errorf("fetched key: %w", err)
 	}
