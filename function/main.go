@@ -15,12 +15,17 @@ import (
 	"os"
 
 	"github.com/certbackup/certbackup/internal/cli"
+	"github.com/certbackup/certbackup/internal/runtime/codeengine"
 	"github.com/certbackup/certbackup/internal/runtime/openwhisk"
 	"github.com/certbackup/certbackup/internal/runtime/openwhisk/actionloop"
 )
 
 func main() {
 	launch := cli.Decide(cli.OSProcess())
+	if launch.Runtime == cli.RuntimeCommand && len(launch.Args) > 0 && launch.Args[0] == "serve" {
+		// The Code Engine application (internal/runtime/codeengine).
+		os.Exit(codeengine.Main(launch.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	if launch.Runtime != cli.RuntimeOpenWhisk {
 		os.Exit(cli.Main(launch.Args, os.Stdout, os.Stderr, os.Getenv))
 	}
