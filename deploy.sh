@@ -11,7 +11,8 @@
 #                                      with the Dockerfile), cron subscription, and the
 #                                      notification path (Event Notifications or Callback URL)
 #   ./deploy.sh undeploy [openwhisk|codeengine]
-#   ./deploy.sh local [--serve]        build, then run the local demo on build/action.zip
+#   ./deploy.sh local [--serve] [--verbose]
+#                                      build, then run the local demo on build/action.zip
 #   ./deploy.sh help                   usage
 #
 # Every variable is checked, by the binary's own `check-config`, before anything is
@@ -44,7 +45,7 @@ readonly CE_REGIONS=(au-syd br-sao ca-tor eu-de eu-es eu-gb in-che jp-osa jp-tok
 
 usage() {
 	cat <<'EOF'
-usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|local [--serve]|help]
+usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|local [--serve] [--verbose]|help]
 
   deploy (default)  OpenWhisk: check every variable (go run ./function check-config), build,
                     deploy manifest.yaml, print the web action's Callback URL (.http),
@@ -66,7 +67,14 @@ usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|loca
   undeploy          OpenWhisk (default): remove the package, actions, trigger and rule of
                     manifest.yaml. `undeploy codeengine`: remove what `codeengine` created
                     (the project itself is kept)
-  local [--serve]   build, then run the local demo (go run ./internal/devtools/cmd/localdemo)
+  local [--serve] [--verbose]
+                    build, then run the local demo (go run ./internal/devtools/cmd/localdemo):
+                    the action from build/action.zip run as OpenWhisk runs it, against a
+                    simulated IAM and Certificate Manager on 127.0.0.1, nothing leaves the
+                    machine. --serve keeps it running until Ctrl-C, prints an `export` of the
+                    simulator's throwaway operator key, CRNs and endpoints under which every
+                    README command works, and a line per notification as it arrives;
+                    --verbose also prints the action's own log lines
   help              this text
 
 the action's settings (all platforms; check-config validates them):

@@ -487,12 +487,14 @@ func TestUndeployBuildsMissingArchiveFirst(t *testing.T) {
 }
 
 func TestLocalBuildsThenRunsTheDemo(t *testing.T) {
-	r := deploy(t, runOpts{}, "local", "--serve")
-	require.Equal(t, 0, r.Code, r.Output())
-	require.NotEmpty(t, r.Calls)
-	assert.Equal(t, "go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip build/action.zip --serve", r.Calls[len(r.Calls)-1])
-	assert.Equal(t, fixture.build.Calls, r.Calls[:len(r.Calls)-1], "local runs the same build first")
-	assert.Contains(t, r.Stdout, "local demo stand-in")
+	for _, args := range [][]string{{}, {"--serve"}, {"--serve", "--verbose"}} {
+		r := deploy(t, runOpts{}, append([]string{"local"}, args...)...)
+		require.Equal(t, 0, r.Code, r.Output())
+		require.NotEmpty(t, r.Calls)
+		assert.Equal(t, strings.TrimSpace("go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip build/action.zip "+strings.Join(args, " ")), r.Calls[len(r.Calls)-1])
+		assert.Equal(t, fixture.build.Calls, r.Calls[:len(r.Calls)-1], "local runs the same build first")
+		assert.Contains(t, r.Stdout, "local demo stand-in")
+	}
 }
 
 func TestHelpAndUnknownSubcommand(t *testing.T) {
@@ -502,7 +504,7 @@ func TestHelpAndUnknownSubcommand(t *testing.T) {
 		assert.Empty(t, r.Stderr, "%v", args)
 		assert.Empty(t, r.Calls, "%v", args)
 		assert.Contains(t, r.Stdout, "usage: ./deploy.sh")
-		for _, sub := range []string{"deploy", "build", "codeengine", "undeploy", "local [--serve]", "help",
+		for _, sub := range []string{"deploy", "build", "codeengine", "undeploy", "local [--serve] [--verbose]", "help",
 			"CE_PROJECT", "CE_REGION", "CE_APP", "EN_INSTANCE_CRN", "WEBHOOK_SECRET", "public endpoints"} {
 			assert.Contains(t, r.Stdout, sub)
 		}

@@ -5,8 +5,10 @@
 // Certificate Manager, lets Certificate Manager notify it of every certificate change,
 // and reports in a few lines what the action did and that the backup matches.
 //
-// Everything listens on 127.0.0.1 only. The API keys are random, live for one run and
-// are printed only in --serve mode, where the user needs one to explore.
+// Everything listens on 127.0.0.1 only. The API keys are random and live for one run.
+// In --serve mode the operator's key and the ownership key are printed, labelled as the
+// simulator's throwaway keys, so that the README's terminal commands can be tried as
+// printed; the action's own API key and every token stay hidden.
 package localdemo
 
 import (
@@ -48,8 +50,11 @@ type Options struct {
 	// PoolSize is how many exec processes serve the web action; default 2, so that
 	// activations land on different containers as when OpenWhisk scales out.
 	PoolSize int
-	// Serve keeps everything running after the report until ctx ends, and prints curl
-	// commands to explore it.
+	// Serve keeps everything running after the report until ctx ends. It prints the
+	// environment under which the README's terminal commands work against the demo
+	// (an export of the operator's throwaway key, the ownership key, the CRNs and the
+	// endpoints), curl commands for the API, and one line per notification as it
+	// arrives.
 	Serve bool
 	// Verbose prints the action's own log lines after the report (and live in --serve).
 	Verbose bool
@@ -57,11 +62,14 @@ type Options struct {
 	// stdout and stderr (tests scan it for secrets).
 	ActionLogs io.Writer
 	// APIKey is the action's key (Writer on the source, Manager on the backup) and
-	// AdminAPIKey the operator's (Manager on the source, Reader on the backup: it
-	// registers the channel and, in --serve, orders). Empty: random. Tests set them to
-	// look for them in the output.
-	APIKey      string
-	AdminAPIKey string
+	// AdminAPIKey the operator's (Manager on the source and the backup: it registers
+	// the channel, and in --serve it runs the README's commands, the restore with the
+	// roles swapped included). OwnershipKey is the action's ownership_key, which the
+	// terminal command needs too to recognise the action's copies. Empty: random. Tests
+	// set them to look for them in the output.
+	APIKey       string
+	AdminAPIKey  string
+	OwnershipKey string
 	// Timeout bounds the report (not --serve); default 45 s, so that a hang fails
 	// with a message instead of waiting forever.
 	Timeout time.Duration
@@ -113,6 +121,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.AdminAPIKey == "" {
 		if o.AdminAPIKey, err = randomKey(); err != nil {
+			return o, err
+		}
+	}
+	if o.OwnershipKey == "" {
+		if o.OwnershipKey, err = randomKey(); err != nil {
 			return o, err
 		}
 	}
@@ -291,9 +304,11 @@ func (d *demo) stepSimulator(context.Context) error {
 	sim.Grant(d.opts.APIKey, d.source, cmsim.Writer)
 	sim.Grant(d.opts.APIKey, d.backup, cmsim.Manager)
 	// Creating a notification channel needs Manager on the source, which the action's
-	// key does not have and must not need: an operator's key does that.
+	// key does not have and must not need: an operator's key does that. Manager on the
+	// backup too, as the README's runbook needs: a restore swaps the roles, and the
+	// backup becomes the source of an import into the old one.
 	sim.Grant(d.opts.AdminAPIKey, d.source, cmsim.Manager)
-	sim.Grant(d.opts.AdminAPIKey, d.backup, cmsim.Reader)
+	sim.Grant(d.opts.AdminAPIKey, d.backup, cmsim.Manager)
 
 	if d.opts.afterSetup != nil {
 		d.opts.afterSetup(sim, d.source, d.backup)
@@ -303,7 +318,7 @@ func (d *demo) stepSimulator(context.Context) error {
 	d.printf("                   source %-9s instance %s\n", sourceRegion, shortID(d.source))
 	d.printf("                   backup %-9s instance %s\n", backupRegion, shortID(d.backup))
 	d.printf("                   API keys, random and not shown: the action's (Writer on the source, Manager on\n")
-	d.printf("                   the backup) and an operator's (Manager on the source, to register the channel)\n")
+	d.printf("                   the backup) and an operator's (Manager on both: the channel, the runbook)\n")
 	return nil
 }
 
@@ -334,6 +349,7 @@ func (d *demo) stepAction(ctx context.Context) error {
 		"BACKUP_INSTANCE_CRNS": d.backup,
 		"IAM_URL":              d.iamURL,
 		"CM_ENDPOINTS":         string(endpoints),
+		"OWNERSHIP_KEY":        d.opts.OwnershipKey,
 		"PACKAGE_NAME":         d.opts.Package,
 	}
 	params, err := boundParams(d.manifest, actionName, vars)
@@ -344,6 +360,11 @@ func (d *demo) stepAction(ctx context.Context) error {
 	// send anything, even a throwaway key, off this machine.
 	if params["iam_url"] != d.iamURL || params["endpoints"] != string(endpoints) {
 		return fmt.Errorf("%s does not bind iam_url: $IAM_URL and endpoints: $CM_ENDPOINTS to %s: the demo cannot point the action at the simulator", d.opts.Manifest, actionName)
+	}
+	// The terminal command recognises the action's copies only with the same
+	// ownership key (else it would take them for strangers' and adopt them).
+	if params["ownership_key"] != d.opts.OwnershipKey {
+		return fmt.Errorf("%s does not bind ownership_key: $OWNERSHIP_KEY to %s: the terminal command could not recognise the action's copies", d.opts.Manifest, actionName)
 	}
 
 	t0 := time.Now()

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/certbackup/certbackup/internal/build/buildzip"
+	climain "github.com/certbackup/certbackup/internal/cli"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/owproxy"
 )
@@ -196,11 +197,11 @@ func TestRunVerbosePrintsActionLogs(t *testing.T) {
 
 func TestRunServeStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(testCtx(t))
-	admin := testKey(t)
+	key, admin := testKey(t), testKey(t)
 	out := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Zip: actionZip, Manifest: manifestPath, Serve: true, AdminAPIKey: admin}, out)
+		done <- Run(ctx, Options{Zip: actionZip, Manifest: manifestPath, Serve: true, APIKey: key, AdminAPIKey: admin}, out)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "until Ctrl-C") }, 30*time.Second, 20*time.Millisecond)
 	cancel()
@@ -211,14 +212,202 @@ func TestRunServeStopsWithContext(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 	text := out.String()
-	// --serve prints the operator's throwaway key, labelled, and the commands.
+	// --serve prints the operator's throwaway key, labelled, and the commands; never
+	// the action's key.
 	assert.Contains(t, text, "APIKEY='"+admin+"'")
-	assert.Contains(t, text, "throwaway")
-	assert.Regexp(t, `\$SIM/us-south/api/v3/\$SOURCE/certificates`, text)
-	assert.Regexp(t, `SOURCE='crn%3Av1%3A[^'/:]+%3A%3A'`, text)
-	assert.Contains(t, text, `"$SIM/us-south/api/v1/$SOURCE/certificates/order"`)
+	assert.NotContains(t, text, key)
+	assert.Contains(t, text, "Throwaway keys that exist only in this simulator")
+	assert.Regexp(t, `\$SIM/us-south/api/v3/\$\(esc "\$SOURCE_INSTANCE_CRN"\)/certificates`, text)
+	assert.Contains(t, text, `"$SIM/us-south/api/v1/$(esc "$SOURCE_INSTANCE_CRN")/certificates/order"`)
 	assert.Regexp(t, `SIM='http://127\.0\.0\.1:\d+'`, text)
+	// CRNs as the README's commands take them, not URL-escaped.
+	assert.Regexp(t, `SOURCE_INSTANCE_CRN='crn:v1:bluemix:public:cloudcerts:us-south:a/[0-9a-f]+:[0-9a-f-]+::'`, text)
+	assert.NotContains(t, text, "crn%3A")
 	assert.Contains(t, text, "stopped")
+}
+
+// The served demo is where the README's commands can be tried as printed: the export
+// block, pasted into a shell, is an environment in which the terminal command verifies
+// the backup; the runbook's restore (roles swapped) runs with the printed key; the
+// channel commands reach the web action; and each notification prints a line.
+func TestServeRunsTheREADMECommands(t *testing.T) {
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	key, admin := testKey(t), testKey(t)
+	var sim *cmsim.Simulator
+	var source string
+	out := &lockedBuffer{}
+	logs := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{
+			Zip: actionZip, Manifest: manifestPath, Serve: true, APIKey: key, AdminAPIKey: admin, ActionLogs: logs,
+			afterSetup: func(s *cmsim.Simulator, src, _ string) { sim, source = s, src },
+		}, out)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "\nnotifications:\n") }, 30*time.Second, 20*time.Millisecond)
+	text := out.String()
+	t.Log("\n" + text)
+
+	block := exportBlockOf(t, text)
+	env := shellEnv(t, block)
+	assert.Equal(t, admin, env["APIKEY"], "the operator's key")
+	assert.NotEmpty(t, env["OWNERSHIP_KEY"])
+	assert.True(t, strings.HasPrefix(env["SOURCE_INSTANCE_CRN"], "crn:v1:bluemix:public:cloudcerts:us-south:"), env["SOURCE_INSTANCE_CRN"])
+
+	cli := func(env map[string]string, args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := climain.Main(args, &stdout, &stderr, func(name string) string { return env[name] })
+		return code, stdout.String() + stderr.String()
+	}
+	code, output := cli(env, "verify")
+	require.Equal(t, 0, code, output)
+
+	// The runbook's restore, from the printed line: the backup as the source, the old
+	// source as the new primary.
+	m := regexp.MustCompile(`(?m)^  \(\n(    export SOURCE_INSTANCE_CRN='[^']+' \\\n      BACKUP_INSTANCE_CRNS='[^']+'\n)    go run \./function reconcile --dry-run\n`).FindStringSubmatch(text)
+	require.NotNil(t, m, "the restore lines")
+	swapped := shellEnv(t, block+m[1])
+	require.Equal(t, env["BACKUP_INSTANCE_CRNS"], swapped["SOURCE_INSTANCE_CRN"])
+	require.Equal(t, env["SOURCE_INSTANCE_CRN"], swapped["BACKUP_INSTANCE_CRNS"])
+	// The old source lost a certificate: the restore imports it back, which takes
+	// Manager on the old source.
+	lost := ""
+	for _, c := range sim.Snapshot(source) {
+		if c.Name == shopName {
+			lost = c.ID
+		}
+	}
+	require.NoError(t, sim.Delete(lost))
+	code, output = cli(swapped, "reconcile")
+	require.Equal(t, 0, code, output)
+	t.Log("restore:\n", output)
+	assert.Contains(t, output, "imported")
+	restored := 0
+	for _, c := range sim.Snapshot(source) {
+		if c.Name == shopName {
+			restored++
+		}
+	}
+	assert.Equal(t, 1, restored, "the restore put the lost certificate back, once")
+	code, output = cli(swapped, "verify")
+	require.Equal(t, 0, code, output)
+	// Back to the first direction (the runbook's redeploy): the backup's copy of the
+	// restored certificate is relabelled to name it, and everything matches.
+	code, output = cli(env, "reconcile")
+	require.Equal(t, 0, code, output)
+	code, output = cli(env, "verify")
+	require.Equal(t, 0, code, output)
+
+	// The channel commands of the README reach the web action, and each notification
+	// prints its line.
+	url := regexp.MustCompile(`go run \./function test-channel --url '([^']+)'`).FindStringSubmatch(text)
+	require.NotNil(t, url)
+	code, output = cli(env, "register-channel", "--url", url[1])
+	require.Equal(t, 0, code, output)
+	code, output = cli(env, "test-channel", "--url", url[1])
+	require.Equal(t, 3, code, "Certificate Manager does not confirm a delivery: %s", output)
+	waitFor(t, out, `\d\d:\d\d:\d\d  test_notification_channel\s+-\s+-> 200  test notification verified, nothing to copy\n`)
+
+	_, err := sim.Order(source, "order.example.com", "order.example.com")
+	require.NoError(t, err)
+	waitFor(t, out, `cert_issued\s+order\.example\.com\s+-> 200  imported 1\n`)
+
+	forged := regexp.MustCompile(`-d '\{"data":"([^"]+)"\}'`).FindStringSubmatch(text)
+	require.NotNil(t, forged)
+	status, _, err := post(ctx, http.DefaultClient, url[1], forged[1])
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusUnauthorized, status)
+	waitFor(t, out, `\(unverified\)\s+-\s+-> 401  rejected \(bad_signature\)\n`)
+
+	// The API commands, when curl is here to run them.
+	if _, err := exec.LookPath("curl"); err == nil {
+		sh := block + lineOf(t, text, "SIM=") + lineOf(t, text, "esc() {") + linesFrom(t, text, "TOKEN=$(curl", 3) +
+			lineOf(t, text, `"$SIM/eu-de/api/v3/`)
+		listed, err := exec.Command("sh", "-c", sh).CombinedOutput()
+		require.NoError(t, err, string(listed))
+		assert.Contains(t, string(listed), `"name":"order.example.com"`, "the backup lists the ordered certificate's copy")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	t.Log("\n" + strings.TrimPrefix(out.String(), text))
+	for name, text := range map[string]string{"output": out.String(), "action logs": logs.String()} {
+		assert.NotContains(t, text, key, "%s holds the action's API key", name)
+		assert.NotContains(t, text, "PRIVATE KEY", name)
+		assert.NotContains(t, text, simulatorTokenPrefix, "%s holds a simulator token", name)
+	}
+	assert.NotContains(t, logs.String(), admin)
+	assert.NotContains(t, logs.String(), env["OWNERSHIP_KEY"])
+}
+
+// exportBlockOf is the `export` command the served demo printed, continuation lines
+// included.
+func exportBlockOf(t *testing.T, text string) string {
+	t.Helper()
+	i := strings.Index(text, "  export ")
+	require.GreaterOrEqual(t, i, 0, "no export block")
+	var b strings.Builder
+	for line := range strings.SplitSeq(text[i:], "\n") {
+		b.WriteString(line + "\n")
+		if !strings.HasSuffix(line, "\\") {
+			break
+		}
+	}
+	return b.String()
+}
+
+// shellEnv runs script in sh and returns the variables of the terminal command that
+// it leaves exported.
+func shellEnv(t *testing.T, script string) map[string]string {
+	t.Helper()
+	names := []string{"APIKEY", "OWNERSHIP_KEY", "SOURCE_INSTANCE_CRN", "BACKUP_INSTANCE_CRNS", "IAM_URL", "ENDPOINTS"}
+	var printf strings.Builder
+	printf.WriteString("sh -c 'printf \"%s\\0\"")
+	for _, n := range names {
+		printf.WriteString(` "` + n + `=$` + n + `"`)
+	}
+	printf.WriteString("'\n")
+	cmd := exec.Command("sh", "-c", script+printf.String())
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	got, err := cmd.Output()
+	require.NoError(t, err, script)
+	env := map[string]string{}
+	for kv := range strings.SplitSeq(strings.TrimSuffix(string(got), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		if v != "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func lineOf(t *testing.T, text, prefix string) string {
+	t.Helper()
+	return linesFrom(t, text, prefix, 1)
+}
+
+// linesFrom is the n lines of text from the first that contains start.
+func linesFrom(t *testing.T, text, start string, n int) string {
+	t.Helper()
+	i := strings.Index(text, start)
+	require.GreaterOrEqual(t, i, 0, "no line with %q", start)
+	i = strings.LastIndexByte(text[:i], '\n') + 1
+	lines := strings.SplitAfterN(text[i:], "\n", n+1)
+	return strings.Join(lines[:n], "")
+}
+
+func waitFor(t *testing.T, out *lockedBuffer, pattern string) {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	if !assert.Eventually(t, func() bool { return re.MatchString(out.String()) }, 10*time.Second, 20*time.Millisecond) {
+		t.Fatalf("no line matching %s in:\n%s", pattern, out.String())
+	}
 }
 
 func TestRunRefusesAZipForAnotherRuntime(t *testing.T) {

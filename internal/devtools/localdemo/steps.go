@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/engine"
@@ -32,7 +31,7 @@ func (d *demo) stepReconcile(ctx context.Context) error {
 		return fmt.Errorf("Certificate Manager client: %w", err)
 	}
 	d.engine = &replicate.Engine{
-		Owner:   match.NewOwner(d.opts.APIKey),
+		Owner:   match.NewOwner(d.opts.OwnershipKey),
 		Source:  cms.Instance{Client: client, CRN: d.source},
 		Targets: []engine.Target{cms.Instance{Client: client, CRN: d.backup}},
 	}
@@ -229,6 +228,7 @@ func (d *demo) leaks(lines []string) []string {
 	}
 	add(strings.Contains(text, d.opts.APIKey), "the action's API key")
 	add(strings.Contains(text, d.opts.AdminAPIKey), "the operator's API key")
+	add(strings.Contains(text, d.opts.OwnershipKey), "the ownership key")
 	add(strings.Contains(text, "PRIVATE KEY"), "a private key")
 	add(strings.Contains(lower, "bearer ") || strings.Contains(lower, "access_token") || strings.Contains(lower, "refresh_token") ||
 		strings.Contains(text, simulatorTokenPrefix), "a bearer token")
@@ -241,47 +241,4 @@ func (d *demo) leaks(lines []string) []string {
 	}
 	add(tokens, "a notification token")
 	return found
-}
-
-// ---- --serve ----
-
-// serve keeps everything up until ctx ends and tells the user how to explore it.
-func (d *demo) serve(ctx context.Context) {
-	d.rec.stop()
-	sim, src, bk := d.simURL, crn.PathEscape(d.source), crn.PathEscape(d.backup)
-	d.printf(`
-Everything keeps running until Ctrl-C. Explore it from another terminal:
-
-  # The simulator's throwaway operator key, valid only inside this process
-  # (Manager on the source, Reader on the backup). The action's own key stays hidden.
-  APIKEY='%s'
-  SIM='%s'
-  SOURCE='%s'
-  BACKUP='%s'
-
-  # an IAM access token
-  TOKEN=$(curl -s "$SIM/identity/token" -H 'Content-Type: application/x-www-form-urlencoded' \
-    --data-urlencode 'grant_type=urn:ibm:params:oauth:grant-type:apikey' --data-urlencode "apikey=$APIKEY" \
-    | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-
-  # the certificates of the source (%s) and of the backup (%s)
-  curl -s -H "Authorization: Bearer $TOKEN" "$SIM/%s/api/v3/$SOURCE/certificates"
-  curl -s -H "Authorization: Bearer $TOKEN" "$SIM/%s/api/v3/$BACKUP/certificates"
-
-  # order a certificate in the source: Certificate Manager notifies the action, which
-  # copies it; list the backup again to see the copy
-  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d '{"name":"order.example.com","domains":["order.example.com"],"domain_validation_method":"dns-01"}' \
-    "$SIM/%s/api/v1/$SOURCE/certificates/order"
-
-  # a forged notification (signed with a random key): 401, nothing written
-  curl -s -i -X POST -H 'Content-Type: application/json' -d '{"data":"%s"}' \
-    '%s'
-`, d.opts.AdminAPIKey, sim, src, bk, sourceRegion, backupRegion, sourceRegion, backupRegion, sourceRegion, d.forged, d.callbackURL)
-	if d.opts.Verbose {
-		d.printf("\nthe action's log lines follow as it works:\n")
-		d.logs.goLive(d.out)
-	}
-	<-ctx.Done()
-	d.printf("\nstopped\n")
 }

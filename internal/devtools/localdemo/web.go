@@ -30,7 +30,9 @@ type recorder struct {
 
 	mu        sync.Mutex
 	exchanges []*exchange
-	stopped   bool
+	// live, once set (--serve), receives each exchange as it finishes, and exchanges
+	// are no longer kept: nothing reads them, and the demo may run for days.
+	live func(*exchange)
 }
 
 // exchange is one request to the web action. Its fields are written by the handler's
@@ -42,21 +44,22 @@ type exchange struct {
 }
 
 func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rc.mu.Lock()
-	if rc.stopped {
-		rc.mu.Unlock()
-		rc.next.ServeHTTP(w, r)
-		return
-	}
-	// Registered before the action runs, so that the exchange exists by the time the
-	// client has the answer (the simulator's delivery is synchronous).
 	ex := &exchange{done: make(chan struct{})}
-	rc.exchanges = append(rc.exchanges, ex)
+	rc.mu.Lock()
+	live := rc.live
+	if live == nil {
+		// Registered before the action runs, so that the exchange exists by the time
+		// the client has the answer (the simulator's delivery is synchronous).
+		rc.exchanges = append(rc.exchanges, ex)
+	}
 	rc.mu.Unlock()
 	defer close(ex.done)
 	rc.next.ServeHTTP(&captureWriter{ResponseWriter: w, ex: ex}, r)
 	if ex.status == 0 {
 		ex.status = http.StatusOK
+	}
+	if live != nil {
+		live(ex)
 	}
 }
 
@@ -84,12 +87,12 @@ func (rc *recorder) since(mark int, timeout time.Duration) ([]*exchange, error) 
 	return list, nil
 }
 
-// stop ends the recording: in --serve mode the web action keeps answering for as
-// long as the user likes, and nothing reads those exchanges.
-func (rc *recorder) stop() {
+// goLive ends the recording and hands every later exchange to live as it finishes:
+// in --serve mode the web action keeps answering for as long as the user likes.
+func (rc *recorder) goLive(live func(*exchange)) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.stopped = true
+	rc.live = live
 	rc.exchanges = nil
 }
 
@@ -122,13 +125,16 @@ func (cw *captureWriter) Unwrap() http.ResponseWriter { return cw.ResponseWriter
 // body holds only event types, outcomes and CRNs; decoding into these fields alone
 // keeps anything else it might one day carry out of the report.
 type answer struct {
-	EventType string       `json:"event_type"`
-	Action    string       `json:"action"`
-	Error     string       `json:"error"`
-	Results   []pairResult `json:"results"`
+	EventType string         `json:"event_type"`
+	Action    string         `json:"action"`
+	Error     string         `json:"error"`
+	Summary   map[string]int `json:"summary"`
+	Results   []pairResult   `json:"results"`
 }
 
 type pairResult struct {
+	Source     string `json:"source_crn"`
+	Name       string `json:"name"`
 	Backup     string `json:"backup_instance_crn"`
 	CopyCRN    string `json:"copy_crn"`
 	Outcome    string `json:"outcome"`

@@ -37,8 +37,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var opts localdemo.Options
 	fs.StringVar(&opts.Zip, "zip", "build/action.zip", "the action zip (./deploy.sh build makes it)")
 	fs.StringVar(&opts.Manifest, "manifest", "manifest.yaml", "the manifest that gives the runtime and the bound parameters of notify")
-	fs.BoolVar(&opts.Serve, "serve", false, "after the report, keep everything running until Ctrl-C and print curl commands to explore it")
-	fs.BoolVar(&opts.Verbose, "verbose", false, "print the action's own log lines")
+	fs.BoolVar(&opts.Serve, "serve", false, "after the report, keep everything running until Ctrl-C: print the environment (throwaway keys) for the README's commands, and a line per notification as it arrives")
+	fs.BoolVar(&opts.Verbose, "verbose", false, "print the action's own log lines (after the report; with --serve, as they come)")
 	fs.IntVar(&opts.PoolSize, "pool", 2, "number of exec processes behind the web action")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ./deploy.sh local [--serve] [--verbose]   (go run ./internal/devtools/cmd/localdemo --zip build/action.zip ...)")
