@@ -1,0 +1,457 @@
+// Package secretsmanager is certbackup's provider for IBM Cloud Secrets Manager (API
+// v2): a source of certificates (imported_cert, public_cert, private_cert) and a backup
+// that holds copies as imported_cert secrets. It is built on IBM's Go SDK
+// (secrets-manager-go-sdk/v2) and go-sdk-core's IAM authenticator; Instance adapts one
+// instance to engine.Source and engine.Target.
+//
+// Every call is bounded by a deadline, spaced by a per-instance rate limit (retries
+// included), retried by go-sdk-core when that is safe, and never resent when it creates
+// something (a secret, a version) unless the service answered 429: see operation.
+//
+// It must never put a private key, an API key or a bearer token in an error or a log
+// line: errors are *Error values built from status codes and filtered messages, and
+// certificate material travels in engine.Material, whose every printed form is
+// redacted. The facts it relies on are in docs/services/secrets-manager.md, "What the
+// provider relies on".
+package secretsmanager
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/go-sdk-core/v5/core"
+	sm "github.com/IBM/secrets-manager-go-sdk/v2/secretsmanagerv2"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/provider/cms"
+)
+
+// Defaults of Config.
+const (
+	DefaultIAMURL            = cms.DefaultIAMURL
+	DefaultRequestsPerSecond = 20 // IBM: "keep the rate below 20 req/s" per instance
+	DefaultSecretGroup       = "default"
+	DefaultTimeout           = 2 * time.Minute // a call's deadline when its context has none
+)
+
+// PageSize is the page size of a listing: the API's largest.
+const PageSize = 1000
+
+// maxOffset is the API's largest list offset.
+const maxOffset = 10_000_000
+
+// listAttempts bounds how many times a listing starts over because the instance
+// changed under it.
+const listAttempts = 3
+
+// Config configures a Client.
+type Config struct {
+	APIKey string
+	// IAMURL defaults to DefaultIAMURL.
+	IAMURL string
+	// Endpoints overrides an instance's base URL (the part before /api/v2): keyed by
+	// the instance CRN (compared as instance identities; wins), else by its region.
+	// Values are https URLs, or http on a loopback address only.
+	Endpoints map[string]string
+	// Private selects https://<guid>.private.<region>.secrets-manager.appdomain.cloud
+	// over https://<guid>.<region>.secrets-manager.appdomain.cloud.
+	Private bool
+	// HTTPClient carries IAM and every instance's requests (its transport is shared,
+	// so a warm process reuses connections). Nil: a pooled client with a 30 s
+	// per-attempt timeout.
+	HTTPClient *http.Client
+	// Logger receives one debug line per call (operation, CRN, status, attempts,
+	// duration); never material or credentials.
+	Logger *slog.Logger
+	// MaxRetries per call (default 3) and the backoff bounds (default 500 ms .. 10 s).
+	// A Retry-After longer than what is left of the deadline is not waited for: the
+	// call fails at once with a rate-limited error instead.
+	MaxRetries       int
+	MinRetryInterval time.Duration
+	MaxRetryInterval time.Duration
+	// RequestsPerSecond per instance (default 20), for every request including
+	// retries; see jitterAllowance for the margin kept below it.
+	RequestsPerSecond int
+	// SecretGroup is the NAME of the secret group copies are imported into (default
+	// "default", the instance's default group).
+	SecretGroup string
+}
+
+// Client talks to any number of Secrets Manager instances with one API key. It is safe
+// for concurrent use.
+type Client struct {
+	cfg  Config
+	auth *core.IamAuthenticator
+	http *http.Client
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu        sync.Mutex
+	instances map[crn.Instance]*instanceState
+}
+
+// instanceState is what the client keeps per instance: its SDK service, its rate
+// limit and the id of the configured secret group once looked up.
+type instanceState struct {
+	svc *sm.SecretsManagerV2
+	lim *limiter
+
+	groupMu sync.Mutex
+	groupID string
+}
+
+func init() {
+	// go-sdk-core logs through a process-wide logger; our own structured log says what
+	// happened, so its free-text lines are switched off.
+	core.SetLoggingLevel(core.LevelNone)
+}
+
+// New checks cfg and builds a client. It makes no call.
+func New(cfg Config) (*Client, error) {
+	if cfg.APIKey == "" {
+		return nil, errors.New("secretsmanager: an API key is required")
+	}
+	if cfg.IAMURL == "" {
+		cfg.IAMURL = DefaultIAMURL
+	}
+	if err := cms.ValidateEndpoint(cfg.IAMURL); err != nil {
+		return nil, fmt.Errorf("secretsmanager: IAM URL: %w", err)
+	}
+	for key, u := range cfg.Endpoints {
+		if err := cms.ValidateEndpoint(u); err != nil {
+			return nil, fmt.Errorf("secretsmanager: endpoint for %s: %w", key, err)
+		}
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 3
+	}
+	if cfg.MinRetryInterval == 0 {
+		cfg.MinRetryInterval = 500 * time.Millisecond
+	}
+	if cfg.MaxRetryInterval == 0 {
+		cfg.MaxRetryInterval = 10 * time.Second
+	}
+	if cfg.RequestsPerSecond < 0 {
+		return nil, errors.New("secretsmanager: RequestsPerSecond must not be negative")
+	}
+	if cfg.RequestsPerSecond == 0 {
+		cfg.RequestsPerSecond = DefaultRequestsPerSecond
+	}
+	if cfg.SecretGroup == "" {
+		cfg.SecretGroup = DefaultSecretGroup
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = core.DefaultHTTPClient()
+		hc.Timeout = 30 * time.Second
+		if tr, ok := hc.Transport.(*http.Transport); ok {
+			tr.MaxIdleConnsPerHost = cms.MaxIdleConnsPerHost
+		}
+	}
+	if tr, ok := hc.Transport.(*http.Transport); ok {
+		// What go-sdk-core's SetHTTPClient does to a client, which it cannot see through
+		// the rate limit's wrapper: TLS 1.2 at least. Done here, before any request.
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		} else if tr.TLSClientConfig.MinVersion < tls.VersionTLS12 {
+			tr.TLSClientConfig.MinVersion = tls.VersionTLS12
+		}
+	}
+	auth, err := core.NewIamAuthenticatorBuilder().
+		SetApiKey(cfg.APIKey).
+		SetURL(strings.TrimRight(cfg.IAMURL, "/")).
+		SetClient(hc).
+		Build()
+	if err != nil {
+		// The builder's message may quote the key; keep only our own words.
+		return nil, errors.New("secretsmanager: the API key is not valid for IAM (empty or quoted)")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{cfg: cfg, auth: auth, http: hc, log: log, now: time.Now, instances: map[crn.Instance]*instanceState{}}, nil
+}
+
+// SecretGroup is the name of the group copies go into.
+func (c *Client) SecretGroup() string { return c.cfg.SecretGroup }
+
+// BaseURL is the base URL of the instance of instanceOrSecret (an instance or a
+// secret CRN): the override for its instance CRN, else for its region, else IBM
+// Cloud's public or private URL.
+func (c *Client) BaseURL(instanceOrSecret string) (string, error) {
+	p, err := crn.ParseSecretsManager(instanceOrSecret)
+	if err != nil {
+		return "", err
+	}
+	inst := p.InstanceCRN().String()
+	for key, u := range c.cfg.Endpoints {
+		if !crn.IsRegion(key) && crn.SameInstanceCRN(key, inst) {
+			return strings.TrimRight(u, "/"), nil
+		}
+	}
+	if u, ok := c.cfg.Endpoints[p.Region]; ok {
+		return strings.TrimRight(u, "/"), nil
+	}
+	// The GUID becomes a host name label: only a UUID is accepted there.
+	if !crn.IsSecretID(p.Instance) {
+		return "", fmt.Errorf("%w: the instance id is not a UUID, so no URL can be built from it", crn.ErrInvalid)
+	}
+	guid := strings.ToLower(p.Instance)
+	if c.cfg.Private {
+		return "https://" + guid + ".private." + p.Region + ".secrets-manager.appdomain.cloud", nil
+	}
+	return "https://" + guid + "." + p.Region + ".secrets-manager.appdomain.cloud", nil
+}
+
+// state returns the client's state for the instance, made on first use.
+func (c *Client) state(instance string) (*instanceState, error) {
+	id, err := crn.ParseAnyInstance(instance)
+	if err != nil {
+		return nil, err
+	}
+	if id.Service != crn.SecretsManagerServiceName {
+		return nil, fmt.Errorf("%w: not a Secrets Manager instance", crn.ErrInvalid)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.instances[id]; ok {
+		return st, nil
+	}
+	base, err := c.BaseURL(instance)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := sm.NewSecretsManagerV2(&sm.SecretsManagerV2Options{URL: base, Authenticator: c.auth})
+	if err != nil {
+		return nil, errors.New("the SDK refused the instance's base URL")
+	}
+	lim := newLimiter(c.cfg.RequestsPerSecond)
+	svc.Service.EnableRetries(c.cfg.MaxRetries, c.cfg.MaxRetryInterval)
+	svc.Service.SetHTTPClient(c.limitedClient(lim))
+	if rt, ok := svc.Service.Client.Transport.(*retryablehttp.RoundTripper); ok {
+		rt.Client.RetryWaitMin = c.cfg.MinRetryInterval
+		rt.Client.CheckRetry = checkRetry
+	}
+	st := &instanceState{svc: svc, lim: lim}
+	c.instances[id] = st
+	return st, nil
+}
+
+// limitedClient is the configured HTTP client with every request (each attempt) going
+// through lim first. It shares the configured client's transport and connections.
+func (c *Client) limitedClient(lim *limiter) *http.Client {
+	base := c.http.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &http.Client{
+		Transport:     &limitedTransport{base: base, lim: lim},
+		Timeout:       c.http.Timeout,
+		CheckRedirect: c.http.CheckRedirect,
+		Jar:           c.http.Jar,
+	}
+}
+
+// operation is one kind of API call. Whether it may be resent after a failure is a
+// property of the operation (creates), not of its name: an operation that creates
+// something is never resent blindly, whatever it is called.
+type operation struct {
+	name    string // for errors and logs
+	role    string // the least IAM service role it needs, named when it is refused
+	creates bool   // a second send could create a second secret or version
+}
+
+var (
+	opList     = operation{"list", "Reader", false}
+	opMetadata = operation{"metadata", "Reader", false}
+	opGroups   = operation{"groups", "Reader", false}
+	opDownload = operation{"download", "SecretsReader", false}
+	opImport   = operation{"import", "Writer", true}
+	opReimport = operation{"reimport", "Writer", true}
+	opUpdate   = operation{"update", "Writer", false}
+	opDelete   = operation{"delete", "Manager", false}
+)
+
+// createKey marks the context of a call whose operation creates something.
+type createKey struct{}
+
+// checkRetry is go-sdk-core's policy (429, 5xx but 501, network errors) with three
+// limits: a create is resent only after a 429, which proves nothing was created; a
+// Retry-After that ends after the deadline is not waited for, because the wait could
+// only end in a deadline error and the caller is better served by a prompt 429; and a
+// request the rate limit could not send in time is not tried again.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if errors.Is(err, errRateWait) {
+		return false, nil
+	}
+	retry, perr := core.IBMCloudSDKRetryPolicy(ctx, resp, err)
+	if !retry || perr != nil {
+		return retry, perr
+	}
+	if ctx.Value(createKey{}) != nil && (err != nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests) {
+		return false, nil
+	}
+	if resp != nil {
+		if d := retryAfter(resp.Header); d > 0 {
+			if dl, ok := ctx.Deadline(); ok && time.Now().Add(d).After(dl) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// sdkCall is one SDK method call; it returns the SDK's response and error.
+type sdkCall func(ctx context.Context, svc *sm.SecretsManagerV2) (*core.DetailedResponse, error)
+
+// do runs one operation against instance; subject (the instance or the secret CRN)
+// names it in errors and logs.
+func (c *Client) do(ctx context.Context, op operation, instance, subject string, call sdkCall) error {
+	start := time.Now()
+	tr := &trace{}
+	status, err := c.doOnce(ctx, op, instance, subject, tr, call)
+	attempts, _ := tr.read()
+	c.log.LogAttrs(ctx, slog.LevelDebug, "secrets manager call",
+		slog.String("op", op.name), slog.String("crn", subject), slog.Int("status", status),
+		slog.Int("attempts", attempts), slog.Duration("duration", time.Since(start)), slog.Bool("ok", err == nil))
+	return err
+}
+
+func (c *Client) doOnce(ctx context.Context, op operation, instance, subject string, tr *trace, call sdkCall) (int, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// Every call is bounded: an operator's terminal run without a deadline gets one.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	st, err := c.state(instance)
+	if err != nil {
+		return 0, &Error{Op: op.name, CRN: subject, Err: err, notSent: true}
+	}
+	if err := c.ensureToken(ctx); err != nil {
+		err.Op, err.CRN = op.name, subject
+		return err.StatusCode, err
+	}
+	ctx = withTrace(ctx, tr)
+	if op.creates {
+		ctx = context.WithValue(ctx, createKey{}, true)
+	}
+	resp, err := call(ctx, st.svc)
+	if err == nil {
+		if resp == nil {
+			return 0, nil
+		}
+		return resp.StatusCode, nil
+	}
+	e := c.classify(ctx, op, subject, tr, resp, err)
+	return e.StatusCode, e
+}
+
+// ensureToken gets (or reuses) the IAM token before the call, bounded by ctx:
+// go-sdk-core's token request ignores the context, so it runs in a goroutine that the
+// caller stops waiting for when its deadline comes.
+func (c *Client) ensureToken(ctx context.Context) *Error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.auth.GetToken()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			return nil
+		}
+		e := &Error{Retryable: true, notSent: true, Message: "IAM did not issue a token"}
+		var ae *core.AuthenticationError
+		if errors.As(err, &ae) && ae.Response != nil {
+			e.StatusCode = ae.Response.StatusCode
+			e.Retryable = retryableStatus(ae.Response.StatusCode)
+			// IAM answers 400 to an API key it does not know: the credentials are refused.
+			e.forbidden = ae.Response.StatusCode >= 400 && ae.Response.StatusCode < 500 && ae.Response.StatusCode != http.StatusTooManyRequests
+			if m, ok := ae.Response.Result.(map[string]any); ok {
+				if code, ok := m["errorCode"].(string); ok {
+					e.Code = sanitize(code)
+				}
+				if msg, ok := m["errorMessage"].(string); ok {
+					e.Message = "IAM: " + sanitize(msg)
+				}
+			}
+		} else {
+			e.Err = errors.New("the IAM token request failed (network)")
+		}
+		return e
+	case <-ctx.Done():
+		return &Error{Retryable: true, Err: ctx.Err(), notSent: true, Message: "waiting for an IAM token"}
+	}
+}
+
+// classify turns a failed SDK call into an *Error.
+func (c *Client) classify(ctx context.Context, op operation, subject string, tr *trace, resp *core.DetailedResponse, err error) *Error {
+	attempts, acted := tr.read()
+	e := &Error{Op: op.name, CRN: subject, Role: op.role}
+	switch {
+	case resp != nil && resp.StatusCode >= 200 && resp.StatusCode < 300:
+		// The service did it and the answer could not be read: a create happened.
+		e.StatusCode, e.Message, e.ambiguous = resp.StatusCode, "the response could not be decoded", op.creates
+	case resp != nil && resp.StatusCode != 0:
+		e.StatusCode = resp.StatusCode
+		e.Retryable = retryableStatus(resp.StatusCode)
+		e.RetryAfter = retryAfter(resp.Headers)
+		e.forbidden = resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+		e.ambiguous = op.creates && acted
+		e.Code, e.Message = serviceMessage(resp.Result)
+		if id := resp.Headers.Get("X-Correlation-Id"); id != "" && e.Message != "" {
+			e.Message += " (trace " + sanitize(id) + ")"
+		}
+	default:
+		e.Retryable = true
+		e.notSent = attempts == 0
+		e.ambiguous = op.creates && acted
+		switch {
+		case errors.Is(err, errRateWait):
+			e.Err = fmt.Errorf("%w: %w", errRateWait, context.DeadlineExceeded)
+		case ctx.Err() != nil:
+			e.Err = ctx.Err()
+		default:
+			var ue *url.Error
+			if errors.As(err, &ue) && ue.Err != nil {
+				e.Err = errors.New(sanitize(ue.Err.Error()))
+			} else {
+				e.Err = errors.New("network error")
+			}
+		}
+	}
+	return e
+}
+
+// serviceMessage reads the error code and message of an error body: the IBM API
+// handbook's errors[0], else the first of error, message, errorMessage.
+func serviceMessage(result any) (code, message string) {
+	m, ok := result.(map[string]any)
+	if !ok {
+		return "", ""
+	}
+	if list, ok := m["errors"].([]any); ok && len(list) > 0 {
+		if first, ok := list[0].(map[string]any); ok {
+			code, _ = first["code"].(string)
+			message, _ = first["message"].(string)
+			return sanitize(code), sanitize(message)
+		}
+	}
+	for _, k := range []string{"error", "message", "errorMessage"} {
+		if s, ok := m[k].(string); ok {
+			return "", sanitize(s)
+		}
+	}
+	return "", ""
+}
