@@ -12,9 +12,11 @@ package app
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/certbackup/certbackup/internal/config"
@@ -24,6 +26,7 @@ import (
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/secretsmanager"
 	"github.com/certbackup/certbackup/internal/trigger/cmcallback"
 )
 
@@ -44,6 +47,8 @@ type Deps struct {
 // its cache of copy locations.
 type App struct {
 	cfg      *config.Config
+	checkMu  sync.Mutex
+	checked  bool
 	log      *slog.Logger
 	now      func() time.Time
 	engine   *replicate.Engine
@@ -104,6 +109,7 @@ type providers struct {
 	cfg *config.Config
 	d   Deps
 	cms map[string]*cms.Client
+	sm  map[string]*secretsmanager.Client
 }
 
 // instance is the engine's view of the instance named by instanceCRN, reached with key.
@@ -119,9 +125,47 @@ func (p *providers) instance(instanceCRN, key string) (engine.Target, error) {
 			return nil, err
 		}
 		return cms.Instance{Client: c, CRN: instanceCRN}, nil
+	case crn.SecretsManagerServiceName:
+		c, err := p.smClient(key)
+		if err != nil {
+			return nil, err
+		}
+		return secretsmanager.Instance{Client: c, CRN: instanceCRN}, nil
 	default:
-		return nil, fmt.Errorf("%w: %s instances are not supported by this build", config.ErrInvalid, id.Service)
+		return nil, fmt.Errorf("%w: %s instances are not supported", config.ErrInvalid, id.Service)
 	}
+}
+
+func (p *providers) smClient(key string) (*secretsmanager.Client, error) {
+	if c, ok := p.sm[key]; ok {
+		return c, nil
+	}
+	c, err := secretsmanager.New(secretsmanager.Config{
+		APIKey: key, IAMURL: p.cfg.IAMURL, Endpoints: instanceEndpoints(p.cfg.Endpoints), Private: p.cfg.PrivateEndpoints,
+		HTTPClient: p.d.HTTPClient, Logger: p.d.Logger, MaxRetries: p.d.MaxRetries,
+		MinRetryInterval: p.d.MinRetryInterval, MaxRetryInterval: p.d.MaxRetryInterval,
+		RequestsPerSecond: p.cfg.MaxRequestsPerSec, SecretGroup: p.cfg.SecretGroup,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.sm == nil {
+		p.sm = map[string]*secretsmanager.Client{}
+	}
+	p.sm[key] = c
+	return c, nil
+}
+
+// instanceEndpoints keeps the overrides keyed by instance CRN: a region key names
+// the Certificate Manager instances of that region only (the public contract).
+func instanceEndpoints(all map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range all {
+		if !crn.IsRegion(k) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func (p *providers) cmsClient(key string) (*cms.Client, error) {
@@ -168,9 +212,38 @@ func RunOptions(cfg *config.Config, log *slog.Logger) reconcile.Options {
 	return reconcile.Options{Prune: cfg.Prune, DryRun: cfg.DryRun, Concurrency: cfg.Concurrency, Logger: log}
 }
 
+// Checker is an instance that can tell, without writing anything, whether the
+// configuration works for it (a Secrets Manager group exists, the key has a role).
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Preflight checks every backup that can be checked, until a check passes once for
+// the App: a missing secret group or a missing role is reported before anything is
+// written. A failure is checked again next time (it may have been the network).
+func (a *App) Preflight(ctx context.Context) error {
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	if a.checked {
+		return nil
+	}
+	var errs []error
+	for _, t := range a.engine.Targets {
+		if c, ok := t.(Checker); ok {
+			errs = append(errs, c.Check(ctx))
+		}
+	}
+	err := errors.Join(errs...)
+	a.checked = err == nil
+	return err
+}
+
 // Reconcile runs the full sync in mode (config.ModeVerify: compare only; otherwise
 // reconcile, or plan when opts.DryRun).
 func (a *App) Reconcile(ctx context.Context, mode string, opts reconcile.Options) *reconcile.Report {
+	if err := a.Preflight(ctx); err != nil {
+		return &reconcile.Report{Mode: mode, SourceInstanceCRN: a.cfg.SourceInstanceCRN, Error: "configuration: " + err.Error()}
+	}
 	if mode == config.ModeVerify {
 		return reconcile.Verify(ctx, a.engine, opts)
 	}

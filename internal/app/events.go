@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/trigger/eventnotifications"
 )
@@ -57,6 +58,13 @@ func (a *App) events(ctx context.Context, log *slog.Logger, req Request) Respons
 	ids := n.SecretCRNs()
 	if len(n.SecretsToCopy()) == 0 {
 		ids = nil
+	}
+	if err := a.Preflight(ctx); err != nil {
+		log.Error("a backup instance cannot be written", slog.String("error", err.Error()))
+		if engine.IsRetryable(err) {
+			return respond(http.StatusServiceUnavailable, map[string]any{"error": "unavailable", "message": "a backup instance could not be checked; retry"})
+		}
+		return Misconfigured()
 	}
 	ctx, cancel := context.WithTimeout(ctx, EventsBudget)
 	defer cancel()

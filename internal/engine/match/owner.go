@@ -107,6 +107,16 @@ type Holder interface {
 	Fit(engine.Labels) engine.Labels
 }
 
+// WantFor is the labels the certificate f found for s must carry: what Want says for
+// a copy; for the original itself (failback), the labels it has: certbackup brings its
+// material up to date and never renames or marks the user's own certificate.
+func (o *Owner) WantFor(t Holder, s Subject, f Found) engine.Labels {
+	if f.Original {
+		return engine.LabelsOf(*f.Copy)
+	}
+	return o.Want(t, s, false, f.Copy.ID)
+}
+
 // Want is the labels copy id (empty: a copy about to be imported) of s in t must have:
 // the source's name and description and a marker proven for t and for the copy. The
 // original of a chain of copies (found in a backup on failback) carries no marker: it

@@ -163,8 +163,8 @@ func stepFor(owner *match.Owner, s match.Subject, target int, t engine.Target, f
 		st.Action, st.Reason = ActionImport, "no copy in the backup"
 	case !engine.SameCertificate(s.Certificate, *f.Copy):
 		st.Action, st.Reason = ActionReimport, "the copy holds another certificate ("+engine.CertificateDiff(s.Certificate, *f.Copy)+")"
-	case engine.LabelsOf(*f.Copy) != owner.Want(t, s, f.Original, f.Copy.ID):
-		st.Action, st.Reason = ActionUpdate, labelDiff(owner.Want(t, s, f.Original, f.Copy.ID), engine.LabelsOf(*f.Copy))
+	case engine.LabelsOf(*f.Copy) != owner.WantFor(t, s, f):
+		st.Action, st.Reason = ActionUpdate, labelDiff(owner.WantFor(t, s, f), engine.LabelsOf(*f.Copy))
 	case len(removable(s, f.Extra)) > 0:
 		st.Action, st.Reason = ActionRemoveDuplicates, fmt.Sprintf("%d further copies of the same certificate", len(removable(s, f.Extra)))
 	default:

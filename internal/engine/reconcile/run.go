@@ -239,7 +239,7 @@ func (x *executor) copyMaterial(ctx context.Context, idx []int) {
 // certificate.
 func (x *executor) updateLabels(ctx context.Context, st Step) Result {
 	t := x.targets[st.target]
-	want := x.engine.Owner.Want(t, st.src, st.found.Original, st.CopyCRN)
+	want := x.engine.Owner.WantFor(t, st.src, st.found)
 	if err := t.UpdateLabels(ctx, st.CopyCRN, want); err != nil {
 		return failed(st, fmt.Errorf("update name and description: %w", err))
 	}

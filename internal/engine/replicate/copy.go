@@ -252,8 +252,8 @@ func (j *copyJob) updateMaterial(ctx context.Context) error {
 // updateLabels sets the copy's name, description and marker when they differ (after
 // an import, the import's proof becomes the proof bound to the copy's ID).
 func (j *copyJob) updateLabels(ctx context.Context) error {
-	j.labels = j.e.Owner.Want(j.t, j.subj, j.found.Original, j.found.Copy.ID)
 	current := *j.found.Copy
+	j.labels = j.e.Owner.WantFor(j.t, j.subj, j.found)
 	if j.read != nil {
 		current = j.read.Certificate
 	}
