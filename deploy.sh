@@ -11,8 +11,10 @@
 #                                      with the Dockerfile), cron subscription, and the
 #                                      notification path (Event Notifications or Callback URL)
 #   ./deploy.sh undeploy [openwhisk|codeengine]
-#   ./deploy.sh local [--serve] [--verbose]
-#                                      build, then run the local demo on build/action.zip
+#   ./deploy.sh local [sm] [--serve] [--verbose]
+#                                      build, then run a local demo on the simulators:
+#                                      OpenWhisk (build/action.zip), or sm (build/exec:
+#                                      Certificate Manager -> Secrets Manager -> Secrets Manager)
 #   ./deploy.sh help                   usage
 #
 # Every variable is checked, by the binary's own `check-config`, before anything is
@@ -45,7 +47,7 @@ readonly CE_REGIONS=(au-syd br-sao ca-tor eu-de eu-es eu-gb in-che jp-osa jp-tok
 
 usage() {
 	cat <<'EOF'
-usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|local [--serve] [--verbose]|help]
+usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|local [sm] [--serve] [--verbose]|help]
 
   deploy (default)  OpenWhisk: check every variable (go run ./function check-config), build,
                     deploy manifest.yaml, print the web action's Callback URL (.http),
@@ -75,6 +77,12 @@ usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|loca
                     simulator's throwaway operator key, CRNs and endpoints under which every
                     README command works, and a line per notification as it arrives;
                     --verbose also prints the action's own log lines
+  local sm [--verbose]
+                    build, then run build/exec (the terminal command, as a Code Engine job
+                    runs it) on simulated IAM, Certificate Manager and Secrets Manager:
+                    migrate a Certificate Manager instance to Secrets Manager, sync a second
+                    Secrets Manager instance from the first (a rotation, a replay, verify),
+                    and print what each instance holds; --verbose adds the binary's stderr
   help              this text
 
 the action's settings (all platforms; check-config validates them):
@@ -901,8 +909,12 @@ main() {
 		esac
 		;;
 	local)
+		case "${1:-}" in
+		"" | -* | sm) ;;
+		*) die 2 "local takes sm (or nothing, for the OpenWhisk demo), not '$1'" ;;
+		esac
 		cmd_build
-		CGO_ENABLED=0 exec go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip "$ZIP" "$@"
+		CGO_ENABLED=0 exec go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip "$ZIP" --exec "$EXEC" "$@"
 		;;
 	help | -h | --help)
 		usage

@@ -487,14 +487,36 @@ func TestUndeployBuildsMissingArchiveFirst(t *testing.T) {
 }
 
 func TestLocalBuildsThenRunsTheDemo(t *testing.T) {
-	for _, args := range [][]string{{}, {"--serve"}, {"--serve", "--verbose"}} {
-		r := deploy(t, runOpts{}, append([]string{"local"}, args...)...)
+	const run = "go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip build/action.zip --exec build/exec"
+	for _, c := range []struct {
+		args []string
+		demo string // what the stand-in says it ran
+	}{
+		{nil, "openwhisk --zip=build/action.zip --exec=build/exec"},
+		{[]string{"--serve"}, "openwhisk --zip=build/action.zip --exec=build/exec --serve"},
+		{[]string{"--serve", "--verbose"}, "openwhisk --zip=build/action.zip --exec=build/exec --serve --verbose"},
+		{[]string{"sm"}, "sm --zip=build/action.zip --exec=build/exec"},
+		{[]string{"sm", "--verbose"}, "sm --zip=build/action.zip --exec=build/exec --verbose"},
+	} {
+		r := deploy(t, runOpts{}, append([]string{"local"}, c.args...)...)
 		require.Equal(t, 0, r.Code, r.Output())
 		require.NotEmpty(t, r.Calls)
-		assert.Equal(t, strings.TrimSpace("go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip build/action.zip "+strings.Join(args, " ")), r.Calls[len(r.Calls)-1])
+		assert.Equal(t, strings.TrimSpace(run+" "+strings.Join(c.args, " ")), r.Calls[len(r.Calls)-1])
 		assert.Equal(t, fixture.build.Calls, r.Calls[:len(r.Calls)-1], "local runs the same build first")
-		assert.Contains(t, r.Stdout, "local demo stand-in")
+		assert.Contains(t, r.Stdout, "local demo stand-in: "+c.demo+"\n", "%v", c.args)
 	}
+}
+
+func TestLocalRefusesAnUnknownDemo(t *testing.T) {
+	r := deploy(t, runOpts{}, "local", "kubernetes")
+	assert.Equal(t, 2, r.Code, r.Output())
+	assert.Contains(t, r.Stderr, "local takes sm (or nothing, for the OpenWhisk demo), not 'kubernetes'")
+	assert.Empty(t, r.Calls, "nothing is built for a demo that does not exist")
+
+	// What only the demo command can refuse fails as go run reports it.
+	r = deploy(t, runOpts{}, "local", "sm", "--serve")
+	assert.Equal(t, 1, r.Code, r.Output())
+	assert.Contains(t, r.Stderr, "--serve is for the OpenWhisk demo, not sm")
 }
 
 func TestHelpAndUnknownSubcommand(t *testing.T) {
@@ -504,7 +526,7 @@ func TestHelpAndUnknownSubcommand(t *testing.T) {
 		assert.Empty(t, r.Stderr, "%v", args)
 		assert.Empty(t, r.Calls, "%v", args)
 		assert.Contains(t, r.Stdout, "usage: ./deploy.sh")
-		for _, sub := range []string{"deploy", "build", "codeengine", "undeploy", "local [--serve] [--verbose]", "help",
+		for _, sub := range []string{"deploy", "build", "codeengine", "undeploy", "local [--serve] [--verbose]", "local sm [--verbose]", "help",
 			"CE_PROJECT", "CE_REGION", "CE_APP", "EN_INSTANCE_CRN", "WEBHOOK_SECRET", "public endpoints"} {
 			assert.Contains(t, r.Stdout, sub)
 		}

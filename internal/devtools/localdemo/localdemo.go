@@ -1,9 +1,15 @@
 // Package localdemo is `./deploy.sh local`: the product's main job, end to end, on a
-// laptop with nothing but Go. It runs the real action binary from the real zip the way
+// laptop with nothing but Go. Run runs the real action binary from the real zip the way
 // OpenWhisk does (owproxy: unpack and check exec.env, start exec over ActionLoop, a
 // web-action front with the manifest's bound parameters) against the simulated IAM and
 // Certificate Manager, lets Certificate Manager notify it of every certificate change,
 // and reports in a few lines what the action did and that the backup matches.
+//
+// RunSM (`local sm`) runs the real build/exec as a process, the terminal command an
+// operator or a Code Engine job runs, against simulated IAM, Certificate Manager and
+// Secrets Manager: a Certificate Manager -> Secrets Manager migration, then a Secrets
+// Manager -> Secrets Manager sync with a rotation and a replay. The two simulators sit
+// behind one IAM (sharedIAM), as IBM Cloud's services do.
 //
 // Everything listens on 127.0.0.1 only. The API keys are random and live for one run.
 // In --serve mode the operator's key and the ownership key are printed, labelled as the
@@ -19,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,6 +36,7 @@ import (
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
 	"github.com/certbackup/certbackup/internal/devtools/owproxy"
+	"github.com/certbackup/certbackup/internal/devtools/smsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/provider/cms"
@@ -40,6 +46,9 @@ import (
 type Options struct {
 	// Zip is the action archive; default build/action.zip.
 	Zip string
+	// Exec is the binary the Secrets Manager demo runs as a process; default
+	// build/exec (./deploy.sh build makes both).
+	Exec string
 	// Manifest is the wskdeploy manifest that gives the runtime kind and the bound
 	// parameters of the notify action; default manifest.yaml.
 	Manifest string
@@ -77,6 +86,8 @@ type Options struct {
 	// afterSetup, for tests, runs once the simulator holds both instances: it can
 	// inject faults to check that the demo notices what goes wrong.
 	afterSetup func(sim *cmsim.Simulator, source, backup string)
+	// afterSMSetup, for tests, is the same for RunSM.
+	afterSMSetup func(cm *cmsim.Simulator, sm *smsim.Simulator, cmSource, sm1, sm2 string)
 }
 
 const (
@@ -97,6 +108,9 @@ const (
 func (o Options) withDefaults() (Options, error) {
 	if o.Zip == "" {
 		o.Zip = filepath.Join("build", "action.zip")
+	}
+	if o.Exec == "" {
+		o.Exec = filepath.Join("build", "exec")
 	}
 	if o.Manifest == "" {
 		o.Manifest = "manifest.yaml"
@@ -145,10 +159,8 @@ func randomKey() (string, error) {
 
 // demo is one run: what was started, and the checks that failed.
 type demo struct {
-	opts     Options
-	out      io.Writer
-	started  time.Time
-	failures []string
+	reporter
+	opts Options
 
 	manifest []byte
 	execPath string
@@ -184,48 +196,23 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return err
 	}
 	d := &demo{
-		opts:    opts,
-		out:     &syncWriter{w: out},
-		started: time.Now(),
-		client:  &http.Client{Timeout: 30 * time.Second},
-		logs:    &actionLog{copyTo: opts.ActionLogs},
+		reporter: newReporter(out),
+		opts:     opts,
+		client:   &http.Client{Timeout: 30 * time.Second},
+		logs:     &actionLog{copyTo: opts.ActionLogs},
 	}
 	defer d.close()
 
 	rctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	if err := d.report(rctx); err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return fmt.Errorf("interrupted: %w", ctx.Err())
-		case errors.Is(rctx.Err(), context.DeadlineExceeded):
-			err = fmt.Errorf("the demo did not finish within %s: %w", opts.Timeout, err)
-		}
-		if len(d.failures) > 0 {
-			// Checks that failed before the step that could not run may be the cause.
-			return fmt.Errorf("%w (earlier: %s)", err, strings.Join(d.failures, "; "))
-		}
-		return err
+		return d.stepError(ctx, rctx, opts.Timeout, err)
 	}
 	result := d.summary()
 	if opts.Serve {
 		d.serve(ctx)
 	}
 	return result
-}
-
-func (d *demo) printf(format string, args ...any) {
-	fmt.Fprintf(d.out, format, args...)
-}
-
-// check records a failed expectation and says so in the report, next to the step.
-func (d *demo) check(ok bool, format string, args ...any) bool {
-	if !ok {
-		msg := fmt.Sprintf(format, args...)
-		d.failures = append(d.failures, msg)
-		d.printf("      FAIL: %s\n", msg)
-	}
-	return ok
 }
 
 // report runs the steps in the order of the story. An error is a step that could not
@@ -325,14 +312,12 @@ func (d *demo) stepSimulator(context.Context) error {
 // listen serves h on a fresh loopback port and returns its base URL. Never any other
 // address: the simulator accepts throwaway keys and the action holds one.
 func (d *demo) listen(h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, base, err := listenLoopback(h)
 	if err != nil {
-		return "", fmt.Errorf("listen on 127.0.0.1: %w", err)
+		return "", err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	d.servers = append(d.servers, srv)
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
+	return base, nil
 }
 
 // ---- 3. the action behind its web-action URL ----
@@ -573,38 +558,20 @@ func (d *demo) summary() error {
 			d.printf("  %s\n", l)
 		}
 	}
-	elapsed := time.Since(d.started).Round(100 * time.Millisecond)
-	if len(d.failures) == 0 {
-		d.printf("\nPASS: every step behaved as expected (%s)\n", elapsed)
-		return nil
-	}
-	d.printf("\nFAIL: %d check(s) did not behave as expected (%s):\n", len(d.failures), elapsed)
-	for _, f := range d.failures {
-		d.printf("  - %s\n", f)
-	}
-	// The report lists every failure; the error names the first, which usually
-	// explains the others.
-	return fmt.Errorf("%d check(s) failed; the first: %s", len(d.failures), d.failures[0])
+	return d.verdict()
 }
 
 // close stops everything in dependency order: no new requests to the web action, then
 // the action (whose last activation may still call the simulator), then the simulator.
 func (d *demo) close() {
-	stop := func(srv *http.Server) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			_ = srv.Close()
-		}
-	}
 	if len(d.servers) > 1 {
-		stop(d.servers[1])
+		shutdown(d.servers[1])
 	}
 	if d.pool != nil {
 		_ = d.pool.Close()
 	}
 	if len(d.servers) > 0 {
-		stop(d.servers[0])
+		shutdown(d.servers[0])
 	}
 	if d.tmp != "" {
 		_ = os.RemoveAll(d.tmp)

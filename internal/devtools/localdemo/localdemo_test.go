@@ -32,6 +32,7 @@ const manifestPath = "../../../manifest.yaml"
 // it, and the zip buildzip writes from it.
 var (
 	execBytes []byte
+	execFile  string
 	actionZip string
 	execEnv   string
 )
@@ -67,6 +68,7 @@ func buildAction(dir string) error {
 		return err
 	}
 	execPath := filepath.Join(dir, "exec")
+	execFile = execPath
 	actionZip = filepath.Join(dir, "action.zip")
 	// The two commands of `./deploy.sh build`. go test puts its own toolchain first in
 	// PATH, so "go" is the same Go. The zip is written by the buildzip command rather

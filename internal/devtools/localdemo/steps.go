@@ -219,26 +219,15 @@ const simulatorTokenPrefix = "simtok-"
 // leaks names the kinds of secret found in the action's log lines.
 func (d *demo) leaks(lines []string) []string {
 	text := strings.Join(lines, "\n")
-	lower := strings.ToLower(text)
-	var found []string
-	add := func(cond bool, what string) {
-		if cond {
-			found = append(found, what)
-		}
-	}
-	add(strings.Contains(text, d.opts.APIKey), "the action's API key")
-	add(strings.Contains(text, d.opts.AdminAPIKey), "the operator's API key")
-	add(strings.Contains(text, d.opts.OwnershipKey), "the ownership key")
-	add(strings.Contains(text, "PRIVATE KEY"), "a private key")
-	add(strings.Contains(lower, "bearer ") || strings.Contains(lower, "access_token") || strings.Contains(lower, "refresh_token") ||
-		strings.Contains(text, simulatorTokenPrefix), "a bearer token")
-	tokens := false
+	found := secretsIn(text, map[string]string{
+		"the action's API key": d.opts.APIKey, "the operator's API key": d.opts.AdminAPIKey,
+		"the ownership key": d.opts.OwnershipKey,
+	})
 	for _, t := range d.sim.SentTokens() {
 		// The signature part is what makes a token replayable.
 		if i := strings.LastIndexByte(t.Token, '.'); i >= 0 && strings.Contains(text, t.Token[i+1:]) {
-			tokens = true
+			return append(found, "a notification token")
 		}
 	}
-	add(tokens, "a notification token")
 	return found
 }

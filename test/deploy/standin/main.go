@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -144,8 +145,7 @@ func goCommand(args []string) error {
 			case a == "check-config":
 				return checkConfig(args[i+1:])
 			case strings.HasSuffix(a, "/localdemo"):
-				fmt.Println("local demo stand-in")
-				return nil
+				return localDemo(args[i+1:])
 			}
 		}
 	}
@@ -154,6 +154,38 @@ func goCommand(args []string) error {
 		return fail(70, "standin: REAL_GO is not set")
 	}
 	return syscall.Exec(real, append([]string{"go"}, args...), os.Environ())
+}
+
+// localDemo plays `go run ./internal/devtools/cmd/localdemo`: its flags (given as
+// --name value), then the demo's name (none: OpenWhisk; sm), then more flags. It says
+// which demo it would run and with what, and refuses what the real command refuses as
+// go run reports a program's exit 2 ("exit status 2", exit 1).
+func localDemo(args []string) error {
+	valued := map[string]bool{"--zip": true, "--exec": true, "--manifest": true, "--pool": true}
+	switches := map[string]bool{"--serve": true, "--verbose": true}
+	demo, got := "", []string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case valued[a] && i+1 < len(args):
+			got = append(got, a+"="+args[i+1])
+			i++
+		case switches[a]:
+			got = append(got, a)
+		case !strings.HasPrefix(a, "-") && demo == "" && (a == "sm"):
+			demo = a
+		default:
+			return fail(1, "localdemo: unexpected argument %q\nexit status 2", a)
+		}
+	}
+	if demo != "" && slices.Contains(got, "--serve") {
+		return fail(1, "localdemo: --serve is for the OpenWhisk demo, not %s\nexit status 2", demo)
+	}
+	if demo == "" {
+		demo = "openwhisk"
+	}
+	fmt.Printf("local demo stand-in: %s %s\n", demo, strings.Join(got, " "))
+	return nil
 }
 
 // checkConfig plays the binary's check-config subcommand: valid unless

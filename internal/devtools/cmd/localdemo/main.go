@@ -1,7 +1,9 @@
 // Command localdemo is `./deploy.sh local`: it runs the action from build/action.zip
 // the way OpenWhisk does, against a simulated IAM and Certificate Manager on
-// 127.0.0.1, and reports whether the backup follows the source. Exit status 0 when
-// every step behaved as expected, 1 otherwise, 2 for a usage error.
+// 127.0.0.1, and reports whether the backup follows the source. `local sm` runs
+// build/exec, the terminal command, for a Certificate Manager -> Secrets Manager
+// migration and a Secrets Manager -> Secrets Manager sync on the simulators. Exit
+// status 0 when every step behaved as expected, 1 otherwise, 2 for a usage error.
 package main
 
 import (
@@ -31,20 +33,49 @@ func main() {
 	os.Exit(code)
 }
 
+// demos are the demos by the name given after the flags: the OpenWhisk one by default.
+var demos = map[string]func(context.Context, localdemo.Options, io.Writer) error{
+	"":   localdemo.Run,
+	"sm": localdemo.RunSM,
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("localdemo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var opts localdemo.Options
 	fs.StringVar(&opts.Zip, "zip", "build/action.zip", "the action zip (./deploy.sh build makes it)")
+	fs.StringVar(&opts.Exec, "exec", "build/exec", "sm: the binary to run (./deploy.sh build makes it)")
 	fs.StringVar(&opts.Manifest, "manifest", "manifest.yaml", "the manifest that gives the runtime and the bound parameters of notify")
 	fs.BoolVar(&opts.Serve, "serve", false, "after the report, keep everything running until Ctrl-C: print the environment (throwaway keys) for the README's commands, and a line per notification as it arrives")
-	fs.BoolVar(&opts.Verbose, "verbose", false, "print the action's own log lines (after the report; with --serve, as they come)")
+	fs.BoolVar(&opts.Verbose, "verbose", false, "print the action's own log lines (after the report; with --serve, as they come); sm: the binary's stderr too")
 	fs.IntVar(&opts.PoolSize, "pool", 2, "number of exec processes behind the web action")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ./deploy.sh local [--serve] [--verbose]   (go run ./internal/devtools/cmd/localdemo --zip build/action.zip ...)")
+		fmt.Fprintln(stderr, `usage: ./deploy.sh local [sm] [--serve] [--verbose]
+          (go run ./internal/devtools/cmd/localdemo [flags] [sm] [flags])
+
+  (none)  the action from build/action.zip run as OpenWhisk runs it, notified by a
+          simulated Certificate Manager
+  sm      build/exec, the terminal command and Code Engine job: Certificate Manager ->
+          Secrets Manager migration, then Secrets Manager -> Secrets Manager sync`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	name := ""
+	if fs.NArg() > 0 {
+		// The demo's name may come before or after the flags.
+		if name = fs.Arg(0); name == "" {
+			name = `""`
+		}
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return 2
+		}
+	}
+	demo, ok := demos[name]
+	if !ok {
+		fmt.Fprintf(stderr, "localdemo: unknown demo %q\n", name)
+		fs.Usage()
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -56,7 +87,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "localdemo: --pool must be at least 1")
 		return 2
 	}
-	if err := localdemo.Run(ctx, opts, stdout); err != nil {
+	if opts.Serve && name != "" {
+		fmt.Fprintf(stderr, "localdemo: --serve is for the OpenWhisk demo, not %s\n", name)
+		return 2
+	}
+	if err := demo(ctx, opts, stdout); err != nil {
 		fmt.Fprintf(stderr, "localdemo: FAILED: %v\n", err)
 		return 1
 	}
