@@ -11,10 +11,12 @@
 #                                      with the Dockerfile), cron subscription, and the
 #                                      notification path (Event Notifications or Callback URL)
 #   ./deploy.sh undeploy [openwhisk|codeengine]
-#   ./deploy.sh local [sm] [--serve] [--verbose]
+#   ./deploy.sh local [sm|codeengine] [--serve] [--verbose]
 #                                      build, then run a local demo on the simulators:
-#                                      OpenWhisk (build/action.zip), or sm (build/exec:
-#                                      Certificate Manager -> Secrets Manager -> Secrets Manager)
+#                                      OpenWhisk (build/action.zip), sm (build/exec:
+#                                      Certificate Manager -> Secrets Manager -> Secrets
+#                                      Manager) or codeengine (build/exec serve, Event
+#                                      Notifications, the job)
 #   ./deploy.sh help                   usage
 #
 # Every variable is checked, by the binary's own `check-config`, before anything is
@@ -47,7 +49,7 @@ readonly CE_REGIONS=(au-syd br-sao ca-tor eu-de eu-es eu-gb in-che jp-osa jp-tok
 
 usage() {
 	cat <<'EOF'
-usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|local [sm] [--serve] [--verbose]|help]
+usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|local [sm|codeengine] [--serve] [--verbose]|help]
 
   deploy (default)  OpenWhisk: check every variable (go run ./function check-config), build,
                     deploy manifest.yaml, print the web action's Callback URL (.http),
@@ -83,6 +85,14 @@ usage: ./deploy.sh [deploy|build|codeengine|undeploy [openwhisk|codeengine]|loca
                     migrate a Certificate Manager instance to Secrets Manager, sync a second
                     Secrets Manager instance from the first (a rotation, a replay, verify),
                     and print what each instance holds; --verbose adds the binary's stderr
+  local codeengine [--verbose]
+                    build, then start build/exec serve (the Code Engine application) on a
+                    loopback port with PORT and the settings, send it Event Notifications
+                    envelopes for a Secrets Manager source (Authorization: Bearer
+                    <WEBHOOK_SECRET>): a created and a rotated secret, a retry, a batch of 20
+                    with duplicates, and forged ones, refused with nothing read; then run
+                    the reconcile job (CE_JOB set) and stop the server with SIGTERM;
+                    --verbose adds the server's log lines
   help              this text
 
 the action's settings (all platforms; check-config validates them):
@@ -597,7 +607,12 @@ ce_workload() {
 	local -a spec=(--build-source . --build-strategy dockerfile --argument "$arg"
 		--env-from-secret "$SECRET_NAME" --env-from-configmap "$CONFIGMAP_NAME"
 		--env "CERTBACKUP_DEPLOY_DIGEST=$DIGEST")
-	if [[ "$kind" == application ]]; then spec+=(--port 8080); fi
+	# The server takes 16 requests at once (more get 503): Code Engine's hard limit per
+	# instance stays at that, so that it scales out first; and an instance whose
+	# configuration is invalid (GET /healthz answers 503) gets no traffic.
+	if [[ "$kind" == application ]]; then
+		spec+=(--port 8080 --concurrency 16 --probe-ready type=http --probe-ready path=/healthz)
+	fi
 	HINT="the build log: ibmcloud ce buildrun list, then ibmcloud ce buildrun logs --name <run>"
 	if ibmcloud ce "$kind" get --name "$name" >/dev/null 2>&1; then
 		if carries_digest "$kind" "$name"; then
@@ -910,8 +925,8 @@ main() {
 		;;
 	local)
 		case "${1:-}" in
-		"" | -* | sm) ;;
-		*) die 2 "local takes sm (or nothing, for the OpenWhisk demo), not '$1'" ;;
+		"" | -* | sm | codeengine) ;;
+		*) die 2 "local takes sm or codeengine (or nothing, for the OpenWhisk demo), not '$1'" ;;
 		esac
 		cmd_build
 		CGO_ENABLED=0 exec go run -trimpath -buildvcs=false ./internal/devtools/cmd/localdemo --zip "$ZIP" --exec "$EXEC" "$@"

@@ -138,7 +138,7 @@ var firstRun = []string{
 	ibm("ce configmap get --name certbackup-config"),
 	ibm("ce configmap create --name certbackup-config --from-file BACKUP_INSTANCE_CRNS=<work>/config/BACKUP_INSTANCE_CRNS --from-file ENDPOINTS=<work>/config/ENDPOINTS --from-file IAM_URL=<work>/config/IAM_URL --from-file MAX_REQUESTS_PER_SECOND=<work>/config/MAX_REQUESTS_PER_SECOND --from-file PRIVATE_ENDPOINTS=<work>/config/PRIVATE_ENDPOINTS --from-file SECRET_GROUP=<work>/config/SECRET_GROUP --from-file SOURCE_INSTANCE_CRN=<work>/config/SOURCE_INSTANCE_CRN --from-file SOURCE_PUBLIC_KEY=<work>/config/SOURCE_PUBLIC_KEY"),
 	ibm("ce application get --name certbackup"),
-	ibm("ce application create --name certbackup" + strings.Replace(workloadSpec, "%s", "serve", 1) + " --port 8080"),
+	ibm("ce application create --name certbackup" + strings.Replace(workloadSpec, "%s", "serve", 1) + " --port 8080 --concurrency 16 --probe-ready type=http --probe-ready path=/healthz"),
 	ibm("ce application get --name certbackup --output url"),
 	"curl --fail --silent --show-error --max-time 30 --retry 3 --retry-delay 2 --output /dev/null --write-out %{http_code} " + appURL + "/healthz",
 	ibm("ce job get --name certbackup-reconcile"),

@@ -497,6 +497,8 @@ func TestLocalBuildsThenRunsTheDemo(t *testing.T) {
 		{[]string{"--serve", "--verbose"}, "openwhisk --zip=build/action.zip --exec=build/exec --serve --verbose"},
 		{[]string{"sm"}, "sm --zip=build/action.zip --exec=build/exec"},
 		{[]string{"sm", "--verbose"}, "sm --zip=build/action.zip --exec=build/exec --verbose"},
+		{[]string{"codeengine"}, "codeengine --zip=build/action.zip --exec=build/exec"},
+		{[]string{"codeengine", "--verbose"}, "codeengine --zip=build/action.zip --exec=build/exec --verbose"},
 	} {
 		r := deploy(t, runOpts{}, append([]string{"local"}, c.args...)...)
 		require.Equal(t, 0, r.Code, r.Output())
@@ -510,13 +512,15 @@ func TestLocalBuildsThenRunsTheDemo(t *testing.T) {
 func TestLocalRefusesAnUnknownDemo(t *testing.T) {
 	r := deploy(t, runOpts{}, "local", "kubernetes")
 	assert.Equal(t, 2, r.Code, r.Output())
-	assert.Contains(t, r.Stderr, "local takes sm (or nothing, for the OpenWhisk demo), not 'kubernetes'")
+	assert.Contains(t, r.Stderr, "local takes sm or codeengine (or nothing, for the OpenWhisk demo), not 'kubernetes'")
 	assert.Empty(t, r.Calls, "nothing is built for a demo that does not exist")
 
 	// What only the demo command can refuse fails as go run reports it.
-	r = deploy(t, runOpts{}, "local", "sm", "--serve")
-	assert.Equal(t, 1, r.Code, r.Output())
-	assert.Contains(t, r.Stderr, "--serve is for the OpenWhisk demo, not sm")
+	for _, demo := range []string{"sm", "codeengine"} {
+		r = deploy(t, runOpts{}, "local", demo, "--serve")
+		assert.Equal(t, 1, r.Code, r.Output())
+		assert.Contains(t, r.Stderr, "--serve is for the OpenWhisk demo, not "+demo)
+	}
 }
 
 func TestHelpAndUnknownSubcommand(t *testing.T) {
@@ -526,7 +530,7 @@ func TestHelpAndUnknownSubcommand(t *testing.T) {
 		assert.Empty(t, r.Stderr, "%v", args)
 		assert.Empty(t, r.Calls, "%v", args)
 		assert.Contains(t, r.Stdout, "usage: ./deploy.sh")
-		for _, sub := range []string{"deploy", "build", "codeengine", "undeploy", "local [--serve] [--verbose]", "local sm [--verbose]", "help",
+		for _, sub := range []string{"deploy", "build", "codeengine", "undeploy", "local [--serve] [--verbose]", "local sm [--verbose]", "local codeengine [--verbose]", "help",
 			"CE_PROJECT", "CE_REGION", "CE_APP", "EN_INSTANCE_CRN", "WEBHOOK_SECRET", "public endpoints"} {
 			assert.Contains(t, r.Stdout, sub)
 		}

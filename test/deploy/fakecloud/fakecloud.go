@@ -53,6 +53,8 @@ type Workload struct {
 	BuildStrategy    string            `json:"build_strategy"`
 	Arguments        []string          `json:"arguments"`
 	Port             string            `json:"port,omitempty"`
+	Concurrency      string            `json:"concurrency,omitempty"`
+	ProbeReady       []string          `json:"probe_ready,omitempty"`
 	Env              map[string]string `json:"env"`
 	EnvFromSecret    []string          `json:"env_from_secret"`
 	EnvFromConfigMap []string          `json:"env_from_configmap"`

@@ -61,6 +61,9 @@ func (c *cloud) target(args []string) error {
 	return nil
 }
 
+// probeKeys are the NAME of --probe-ready NAME=VALUE (cmd_defs.md, app-probes.md).
+var probeKeys = map[string]bool{"type": true, "port": true, "path": true, "interval": true, "initial-delay": true, "timeout": true, "failure-threshold": true}
+
 // Flags shared by several Code Engine commands (cmd_defs.md).
 var (
 	ceWait     = spec{"wait": boolean, "no-wait": boolean, "wait-timeout": str}
@@ -73,7 +76,7 @@ var (
 		"argument": multi, "command": multi, "env": multi, "env-from-secret": multi,
 		"env-from-configmap": multi, "cpu": str, "memory": str, "force": boolean,
 	}
-	ceAppOnly    = spec{"port": str, "min-scale": str, "max-scale": str, "concurrency": str, "concurrency-target": str, "request-timeout": str, "scale-down-delay": str, "visibility": str}
+	ceAppOnly    = spec{"port": str, "min-scale": str, "max-scale": str, "concurrency": str, "concurrency-target": str, "request-timeout": str, "scale-down-delay": str, "visibility": str, "probe-ready": multi, "probe-live": multi}
 	ceJobOnly    = spec{"maxexecutiontime": str, "retrylimit": str, "mode": str}
 	ceUpdateOnly = spec{"arguments-clear": boolean, "commands-clear": boolean, "env-rm": multi, "env-from-secret-rm": multi, "env-from-configmap-rm": multi, "rebuild": boolean}
 )
@@ -473,6 +476,15 @@ func (c *cloud) applyWorkload(p *fakecloud.Project, w *fakecloud.Workload, f fla
 			return fail(1, "FAILED\ninvalid --port %q", port)
 		}
 		w.Port = port
+	}
+	if c := f.get("concurrency"); c != "" {
+		w.Concurrency = c
+	}
+	for _, pr := range f.all("probe-ready") {
+		if k, _, ok := strings.Cut(pr, "="); !ok || !probeKeys[k] {
+			return fail(1, "FAILED\ninvalid --probe-ready %q", pr)
+		}
+		w.ProbeReady = append(w.ProbeReady, pr)
 	}
 	for _, e := range f.all("env") {
 		if !envRE.MatchString(e) {

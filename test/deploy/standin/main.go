@@ -157,7 +157,8 @@ func goCommand(args []string) error {
 }
 
 // localDemo plays `go run ./internal/devtools/cmd/localdemo`: its flags (given as
-// --name value), then the demo's name (none: OpenWhisk; sm), then more flags. It says
+// --name value), then the demo's name (none: OpenWhisk; sm, codeengine), then more
+// flags. It says
 // which demo it would run and with what, and refuses what the real command refuses as
 // go run reports a program's exit 2 ("exit status 2", exit 1).
 func localDemo(args []string) error {
@@ -172,7 +173,7 @@ func localDemo(args []string) error {
 			i++
 		case switches[a]:
 			got = append(got, a)
-		case !strings.HasPrefix(a, "-") && demo == "" && (a == "sm"):
+		case !strings.HasPrefix(a, "-") && demo == "" && (a == "sm" || a == "codeengine"):
 			demo = a
 		default:
 			return fail(1, "localdemo: unexpected argument %q\nexit status 2", a)
