@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Error codes of 4xx bodies. IBM's v2 error body was not readable (reference §1.8), so
+// Error codes of 4xx bodies. IBM's v2 error body was not readable (docs/services/secrets-manager.md §10), so
 // the shape follows the IBM API handbook and these code strings are the simulator's own.
 const (
 	codeBadRequest       = "bad_request"

@@ -59,7 +59,7 @@ type routeSpec struct {
 
 var listQuery = []string{"offset", "limit", "sort", "search", "groups", "secret_types", "match_all_labels"}
 
-// routes are the v2 operations served, with the role each needs (reference §1.9).
+// routes are the v2 operations served, with the role each needs (docs/services/secrets-manager.md §3).
 var routes = []routeSpec{
 	{http.MethodGet, []string{"secrets"}, OpListSecrets, Reader, listQuery, (*Simulator).handleList},
 	{http.MethodPost, []string{"secrets"}, OpCreateSecret, Writer, nil, (*Simulator).handleCreate},

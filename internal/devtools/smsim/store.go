@@ -70,7 +70,7 @@ func (st State) valid() bool {
 	return false
 }
 
-// Limits (reference §1.4, §1.7, §1.10; IBM docs limits.md, the CLI reference).
+// Limits (docs/services/secrets-manager.md §6).
 const (
 	maxNameLen          = 256
 	minNameLen          = 2
