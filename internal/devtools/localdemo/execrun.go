@@ -80,6 +80,18 @@ func (b *binary) run(ctx context.Context, env map[string]string, args ...string)
 	return r, nil
 }
 
+// start starts the binary with args and env and returns at once; wait for it with
+// cmd.Wait. Its output is read as it comes (copyTo), and kept.
+func (b *binary) start(env map[string]string, out io.Writer, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(b.path, args...)
+	cmd.Env = envList(env)
+	cmd.Stdout, cmd.Stderr = b.tee(out), b.tee(out)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s %s: %w", b.path, strings.Join(args, " "), err)
+	}
+	return cmd, nil
+}
+
 func (b *binary) tee(w io.Writer) io.Writer {
 	if b.copyTo == nil {
 		return w
@@ -152,4 +164,15 @@ func shutdown(srv *http.Server) {
 	if err := srv.Shutdown(ctx); err != nil {
 		_ = srv.Close()
 	}
+}
+
+// freePort is a loopback port nothing listens on now, for a server the demo starts as
+// a process (PORT).
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -11,6 +11,11 @@
 // Manager -> Secrets Manager sync with a rotation and a replay. The two simulators sit
 // behind one IAM (sharedIAM), as IBM Cloud's services do.
 //
+// RunCodeEngine (`local codeengine`) runs `build/exec serve`, the Code Engine
+// application, on a loopback port and plays Event Notifications to it: envelopes
+// with the bearer header for a Secrets Manager source (one secret, a batch with
+// duplicates, a retry, forged ones), then the reconcile job and SIGTERM.
+//
 // Everything listens on 127.0.0.1 only. The API keys are random and live for one run.
 // In --serve mode the operator's key and the ownership key are printed, labelled as the
 // simulator's throwaway keys, so that the README's terminal commands can be tried as
@@ -46,8 +51,8 @@ import (
 type Options struct {
 	// Zip is the action archive; default build/action.zip.
 	Zip string
-	// Exec is the binary the Secrets Manager demo runs as a process; default
-	// build/exec (./deploy.sh build makes both).
+	// Exec is the binary the Secrets Manager and Code Engine demos run as a process;
+	// default build/exec (./deploy.sh build makes both).
 	Exec string
 	// Manifest is the wskdeploy manifest that gives the runtime kind and the bound
 	// parameters of the notify action; default manifest.yaml.
@@ -79,6 +84,9 @@ type Options struct {
 	APIKey       string
 	AdminAPIKey  string
 	OwnershipKey string
+	// WebhookSecret is the Code Engine demo's WEBHOOK_SECRET, the bearer token Event
+	// Notifications sends. Empty: random.
+	WebhookSecret string
 	// Timeout bounds the report (not --serve); default 45 s, so that a hang fails
 	// with a message instead of waiting forever.
 	Timeout time.Duration
@@ -86,7 +94,8 @@ type Options struct {
 	// afterSetup, for tests, runs once the simulator holds both instances: it can
 	// inject faults to check that the demo notices what goes wrong.
 	afterSetup func(sim *cmsim.Simulator, source, backup string)
-	// afterSMSetup, for tests, is the same for RunSM.
+	// afterSMSetup, for tests, is the same for RunSM and RunCodeEngine: cmSource is ""
+	// when the demo has no Certificate Manager instance.
 	afterSMSetup func(cm *cmsim.Simulator, sm *smsim.Simulator, cmSource, sm1, sm2 string)
 }
 

@@ -130,6 +130,9 @@ type answer struct {
 	Error     string         `json:"error"`
 	Summary   map[string]int `json:"summary"`
 	Results   []pairResult   `json:"results"`
+	// Left are the secrets of an Event Notifications batch that were not started in
+	// time (503: EN retries).
+	Left []string `json:"left_for_retry"`
 }
 
 type pairResult struct {

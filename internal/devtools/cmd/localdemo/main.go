@@ -2,7 +2,8 @@
 // the way OpenWhisk does, against a simulated IAM and Certificate Manager on
 // 127.0.0.1, and reports whether the backup follows the source. `local sm` runs
 // build/exec, the terminal command, for a Certificate Manager -> Secrets Manager
-// migration and a Secrets Manager -> Secrets Manager sync on the simulators. Exit
+// migration and a Secrets Manager -> Secrets Manager sync on the simulators; `local
+// codeengine` runs `build/exec serve` and sends it Event Notifications envelopes. Exit
 // status 0 when every step behaved as expected, 1 otherwise, 2 for a usage error.
 package main
 
@@ -35,8 +36,9 @@ func main() {
 
 // demos are the demos by the name given after the flags: the OpenWhisk one by default.
 var demos = map[string]func(context.Context, localdemo.Options, io.Writer) error{
-	"":   localdemo.Run,
-	"sm": localdemo.RunSM,
+	"":           localdemo.Run,
+	"sm":         localdemo.RunSM,
+	"codeengine": localdemo.RunCodeEngine,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -44,19 +46,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var opts localdemo.Options
 	fs.StringVar(&opts.Zip, "zip", "build/action.zip", "the action zip (./deploy.sh build makes it)")
-	fs.StringVar(&opts.Exec, "exec", "build/exec", "sm: the binary to run (./deploy.sh build makes it)")
+	fs.StringVar(&opts.Exec, "exec", "build/exec", "sm, codeengine: the binary to run (./deploy.sh build makes it)")
 	fs.StringVar(&opts.Manifest, "manifest", "manifest.yaml", "the manifest that gives the runtime and the bound parameters of notify")
 	fs.BoolVar(&opts.Serve, "serve", false, "after the report, keep everything running until Ctrl-C: print the environment (throwaway keys) for the README's commands, and a line per notification as it arrives")
-	fs.BoolVar(&opts.Verbose, "verbose", false, "print the action's own log lines (after the report; with --serve, as they come); sm: the binary's stderr too")
+	fs.BoolVar(&opts.Verbose, "verbose", false, "print the action's own log lines (after the report; with --serve, as they come); sm: the binary's stderr too; codeengine: the server's log lines")
 	fs.IntVar(&opts.PoolSize, "pool", 2, "number of exec processes behind the web action")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: ./deploy.sh local [sm] [--serve] [--verbose]
-          (go run ./internal/devtools/cmd/localdemo [flags] [sm] [flags])
+		fmt.Fprintln(stderr, `usage: ./deploy.sh local [sm|codeengine] [--serve] [--verbose]
+          (go run ./internal/devtools/cmd/localdemo [flags] [sm|codeengine] [flags])
 
-  (none)  the action from build/action.zip run as OpenWhisk runs it, notified by a
-          simulated Certificate Manager
-  sm      build/exec, the terminal command and Code Engine job: Certificate Manager ->
-          Secrets Manager migration, then Secrets Manager -> Secrets Manager sync`)
+  (none)      the action from build/action.zip run as OpenWhisk runs it, notified by a
+              simulated Certificate Manager
+  sm          build/exec, the terminal command and Code Engine job: Certificate Manager
+              -> Secrets Manager migration, then Secrets Manager -> Secrets Manager sync
+  codeengine  build/exec serve, the Code Engine application, notified by Event
+              Notifications for a Secrets Manager source; then the job, and SIGTERM`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

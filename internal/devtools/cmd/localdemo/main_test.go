@@ -11,7 +11,7 @@ import (
 
 func TestUsageErrorsExit2(t *testing.T) {
 	for _, args := range [][]string{{"--nope"}, {"extra"}, {""}, {"--pool", "0"}, {"sm", "extra"}, {"sm", "--nope"},
-		{"sm", "--serve"}, {"--serve", "sm"}} {
+		{"sm", "--serve"}, {"--serve", "sm"}, {"codeengine", "--serve"}, {"sm", "codeengine"}} {
 		var stdout, stderr bytes.Buffer
 		assert.Equal(t, 2, run(context.Background(), args, &stdout, &stderr), "%v", args)
 		assert.Empty(t, stdout.String(), "%v", args)
@@ -31,6 +31,7 @@ func TestTheDemoIsNamedBeforeOrAfterTheFlags(t *testing.T) {
 		{"sm", "--exec", "missing/exec"},
 		{"--exec", "missing/exec", "sm"},
 		{"--exec", "missing/exec", "sm", "--verbose"},
+		{"codeengine", "--exec", "missing/exec"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), args, &stdout, &stderr)
