@@ -83,7 +83,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		{name: "verify ignores PRUNE and DRY_RUN", args: []string{"verify", "--concurrency", "0"}, env: with(full, "PRUNE", "sometimes", "DRY_RUN", "x"), code: ExitUsage,
 			notStderr: []string{"PRUNE", "DRY_RUN"}},
 		{name: "malformed endpoints", args: []string{"reconcile"}, env: with(full, "CM_ENDPOINTS", `{"eu-de": "http://example.com"}`), code: ExitUsage,
-			stderr: []string{"--endpoints / ENDPOINTS"}},
+			stderr: []string{"--endpoints / CM_ENDPOINTS"}}, // the variable that was set
 		{name: "stray argument", args: []string{"reconcile", "now"}, env: full, code: ExitUsage, stderr: []string{`unexpected argument "now"`}},
 		{name: "key on the command line is warned about, not echoed", args: []string{"reconcile", "--apikey", apiKey}, code: ExitUsage,
 			stderr: []string{"warning: --apikey puts a secret in the shell history and the process list; set APIKEY instead", "--source / SOURCE_INSTANCE_CRN: is required"}},

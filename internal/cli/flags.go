@@ -39,6 +39,7 @@ type Flags struct {
 	fs     *flag.FlagSet
 	params map[string]string // flag name -> parameter, for the parameter flags defined on fs
 	ignore []string          // parameters the command leaves out, even when set in the environment
+	getenv func(string) string
 }
 
 // paramFlags names the flag of each parameter that has one; the others
@@ -151,6 +152,7 @@ func (f *Flags) Params(mode string, getenv func(string) string) map[string]any {
 // Config is config.Parse of Params. Its error names flags and variables, never a
 // value.
 func (f *Flags) Config(mode string, getenv func(string) string) (*config.Config, error) {
+	f.getenv = getenv
 	cfg, err := config.Parse(f.Params(mode, getenv))
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n  %s", config.ErrInvalid, strings.Join(f.problems(err), "\n  "))
@@ -198,12 +200,23 @@ func (f *Flags) label(param string, withEnv bool) string {
 		parts = append(parts, "--"+name)
 	}
 	if env := config.EnvNames(param); len(env) > 0 && (withEnv || len(parts) == 0) {
-		parts = append(parts, env[0])
+		parts = append(parts, f.envName(env))
 	}
 	if len(parts) == 0 {
 		return param
 	}
 	return strings.Join(parts, " / ")
+}
+
+// envName is the variable of names that is set (an operator who set CM_ENDPOINTS must
+// read CM_ENDPOINTS), else the contract's name.
+func (f *Flags) envName(names []string) string {
+	for _, n := range names {
+		if f.getenv != nil && f.getenv(n) != "" {
+			return n
+		}
+	}
+	return names[0]
 }
 
 // paramWord matches the names of parameters inside a problem (those with an

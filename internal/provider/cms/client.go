@@ -25,6 +25,7 @@ import (
 
 	"github.com/IBM/go-sdk-core/v5/core"
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/provider/safeerr"
 	"github.com/hashicorp/go-retryablehttp"
 )
 
@@ -467,12 +468,9 @@ func (c *Client) classify(ctx context.Context, k call, resp *core.DetailedRespon
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			e.Err = ctxErr
 		} else {
-			var ue *url.Error
-			if errors.As(err, &ue) && ue.Err != nil {
-				e.Err = errors.New(sanitize(ue.Err.Error()))
-			} else {
-				e.Err = errors.New("network error")
-			}
+			// Go's transport errors quote the host and URL, which may hold what an
+			// operator pasted into the configuration: keep only their kind.
+			e.Err = safeerr.NetworkError(err)
 		}
 		return 0, e
 	}

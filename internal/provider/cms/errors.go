@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/provider/safeerr"
 )
 
 // Error is a failed Certificate Manager (or IAM) call. Its text names the operation,
@@ -136,25 +137,7 @@ func retryableStatus(code int) bool {
 
 // sanitize keeps a service message short and free of anything that looks like key
 // material or a credential, so that it can be logged and returned.
-func sanitize(msg string) string {
-	msg = strings.TrimSpace(msg)
-	lower := strings.ToLower(msg)
-	for _, bad := range []string{"-----begin", "bearer ", "apikey", "api_key", "priv_key", "private key", "eyj"} {
-		if strings.Contains(lower, bad) {
-			return "(message withheld: it looked like it held a secret)"
-		}
-	}
-	msg = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, msg)
-	if len(msg) > 300 {
-		msg = msg[:300] + "..."
-	}
-	return msg
-}
+func sanitize(msg string) string { return safeerr.Message(msg) }
 
 // safeCause renders a transport error without the request URL's query (none of ours
 // carries a secret, but a cause should not be trusted to stay that way).
@@ -165,5 +148,5 @@ func safeCause(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	}
-	return sanitize(err.Error())
+	return safeerr.Cause(err)
 }

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/safeerr"
 )
 
 // Defaults of Config.
@@ -423,12 +423,9 @@ func (c *Client) classify(ctx context.Context, op operation, subject string, tr 
 		case ctx.Err() != nil:
 			e.Err = ctx.Err()
 		default:
-			var ue *url.Error
-			if errors.As(err, &ue) && ue.Err != nil {
-				e.Err = errors.New(sanitize(ue.Err.Error()))
-			} else {
-				e.Err = errors.New("network error")
-			}
+			// Go's transport errors quote the host and URL, which may hold what an
+			// operator pasted into the configuration: keep only their kind.
+			e.Err = safeerr.NetworkError(err)
 		}
 	}
 	return e

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/provider/safeerr"
 )
 
 // ErrNoSecretGroup is wrapped by the error of an import (and of Check) when the
@@ -105,25 +106,7 @@ func retryableStatus(code int) bool {
 
 // sanitize keeps a service message short and free of anything that looks like key
 // material or a credential, so that it can be logged and returned.
-func sanitize(msg string) string {
-	msg = strings.TrimSpace(msg)
-	lower := strings.ToLower(msg)
-	for _, bad := range []string{"-----begin", "bearer ", "apikey", "api_key", "private_key", "private key", "access_token", "refresh_token", "eyj"} {
-		if strings.Contains(lower, bad) {
-			return "(message withheld: it looked like it held a secret)"
-		}
-	}
-	msg = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, msg)
-	if r := []rune(msg); len(r) > 300 {
-		msg = string(r[:300]) + "..."
-	}
-	return msg
-}
+func sanitize(msg string) string { return safeerr.Message(msg) }
 
 // safeCause renders a cause without trusting its text to be free of secrets.
 func safeCause(err error) string {
@@ -137,5 +120,5 @@ func safeCause(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	}
-	return sanitize(err.Error())
+	return safeerr.Cause(err)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/certbackup/certbackup/internal/engine"
+	"github.com/certbackup/certbackup/internal/provider/safeerr"
 )
 
 func TestLimiterSpacing(t *testing.T) {
@@ -59,7 +61,8 @@ func TestErrorText(t *testing.T) {
 			&Error{Op: "import", StatusCode: 400, Message: sanitize("bad -----BEGIN PRIVATE KEY----- MIIE")},
 			[]string{"withheld"}, []string{"BEGIN", "MIIE"}},
 		{"a token is withheld", &Error{Op: "list", StatusCode: 401, Message: sanitize("token Bearer abc.def")}, []string{"withheld"}, []string{"abc.def"}},
-		{"a network cause", &Error{Op: "list", Err: errors.New("dial tcp: refused")}, []string{"dial tcp: refused"}, nil},
+		{"a network cause keeps its kind", &Error{Op: "list", Err: safeerr.NetworkError(syscall.ECONNREFUSED)}, []string{"connection refused"}, nil},
+		{"a raw transport error is never quoted", &Error{Op: "list", Err: errors.New("dial tcp: lookup secret-host")}, []string{"network error"}, []string{"secret-host"}},
 		{"the delay", &Error{Op: "list", StatusCode: 429, RetryAfter: 2 * time.Second}, []string{"retry after 2s"}, nil},
 		{"a long message is cut", &Error{Op: "list", StatusCode: 400, Message: sanitize(strings.Repeat("x", 400))}, []string{"..."}, []string{strings.Repeat("x", 301)}},
 	}
