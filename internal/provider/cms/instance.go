@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 	"time"
-	"unicode/utf8"
+	"unicode/utf16"
 
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/engine"
@@ -131,7 +131,9 @@ func fromMaterial(m engine.Material) Data {
 	return Data{Content: m.Certificate, PrivKey: m.PrivateKey, Intermediate: m.Intermediate}
 }
 
-// MaxDescription is Certificate Manager's limit on a description, in characters.
+// MaxDescription is Certificate Manager's limit on a description, counted as the
+// service counts (UTF-16 code units, JavaScript's String.length: a character outside
+// the Basic Multilingual Plane counts two; docs/services/certificate-manager.md).
 const MaxDescription = 1024
 
 // Certificate Manager has no labels: the marker is the end of the description,
@@ -228,18 +230,32 @@ func describe(l engine.Labels) string {
 	return desc + separator + marker
 }
 
-// fitDescription cuts desc, by characters as the service counts them, so that it and
-// the marker fit the limit.
+// fitDescription cuts desc, on a character boundary and counting as the service
+// counts, so that it and the marker fit the limit.
 func fitDescription(desc string, m engine.Marker) string {
 	room := MaxDescription
 	if m != (engine.Marker{}) {
-		room -= utf8.RuneCountInString(markerText(m)) + utf8.RuneCountInString(separator)
+		room -= serviceLen(markerText(m)) + serviceLen(separator)
 	}
-	if utf8.RuneCountInString(desc) <= room {
+	if serviceLen(desc) <= room {
 		return desc
 	}
-	r := []rune(desc)
-	return string(r[:max(room, 0)])
+	n := 0
+	for i, r := range desc {
+		if n += utf16.RuneLen(r); n > room {
+			return desc[:i]
+		}
+	}
+	return desc
+}
+
+// serviceLen is s's length as the service counts it (UTF-16 code units).
+func serviceLen(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
 }
 
 // CopyDescription is the description certbackup writes on copy copyID, in instance
