@@ -103,6 +103,9 @@ type Options struct {
 	ChannelVersion int
 	// Timeout is the activation time limit; default 30 s.
 	Timeout time.Duration
+	// Exec is the unpacked action binary to start (SharedExecPath); default: the zip
+	// unpacked for this stack alone (ExecPath).
+	Exec string
 }
 
 // Stack is a simulator, a pool of exec processes and a web action in front of them.
@@ -147,7 +150,10 @@ func NewStack(tb testing.TB, o Options) *Stack {
 	}
 	srv := httptest.NewServer(sim)
 	tb.Cleanup(srv.Close)
-	s := &Stack{Sim: sim, SimURL: srv.URL, tb: tb, execPath: ExecPath(tb), timeout: o.Timeout}
+	if o.Exec == "" {
+		o.Exec = ExecPath(tb)
+	}
+	s := &Stack{Sim: sim, SimURL: srv.URL, tb: tb, execPath: o.Exec, timeout: o.Timeout}
 	s.APIKey = "e2e-" + randomHex(16)
 	sim.AddAPIKey(s.APIKey)
 	s.Source = sim.AddInstance("us-south")

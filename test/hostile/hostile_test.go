@@ -1,14 +1,18 @@
 // Package hostile is the hostile-request corpus of issue 6: requests an attacker on the
-// internet (or a confused invoker) can send to the notify web action, each sent to the
-// real action binary (built and zipped as ./deploy.sh build does, started over ActionLoop
-// behind the web-action layer with the parameters bound as manifest.yaml binds them,
-// `final: true`), against the Certificate Manager simulator.
+// internet (or a confused invoker) can send to the notify web action, and the marker
+// attacks that a principal with only the Writer role on a backup can prepare for the
+// next genuine notification (markerCases). Each is sent to the real action binary
+// (built and zipped as ./deploy.sh build does, started over ActionLoop behind the
+// web-action layer with the parameters bound as manifest.yaml binds them, `final:
+// true`), against the Certificate Manager simulator.
 //
 // Every case asserts the HTTP status and, through the simulator's request log, that
 // nothing was written, downloaded or listed; the only request a refused notification may
-// cause is the fetch of the source's public key. Each group has a control that must be
-// accepted and must make a copy: without them a broken stack (every request refused)
-// would pass every negative case.
+// cause is the fetch of the source's public key. A marker attack is a genuine
+// notification: it is copied, and the certificates the attack prepared are left
+// exactly as they were. Each group has a control that must be accepted and must make a
+// copy: without them a broken stack (every request refused) would pass every negative
+// case.
 package hostile
 
 import (
@@ -32,6 +36,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/certbackup/certbackup/test/harness"
 )
@@ -60,6 +65,12 @@ type request struct {
 	run map[string]any
 	// copyOf is the source certificate a control expects in every backup afterwards.
 	copyOf string
+	// foreign are certificates in the backups that certbackup did not create, as the
+	// case left them (a Writer's edits included): the notification must leave them
+	// exactly so (markerCases).
+	foreign map[string]cmsim.StoredCertificate
+	// reported are the foreign certificates the answer must list as conflicts of copyOf.
+	reported []string
 }
 
 type hostileCase struct {
@@ -110,6 +121,9 @@ type fixture struct {
 	sent      []string // every token sent, for the secrets scan
 	keyPEMs   []string // private keys of the seeded certificates
 	caseToks  []string // tokens of the running case
+	// writer is a principal with the Writer role, and nothing more, on every backup:
+	// it can edit names and descriptions there, not import or delete (markerCases).
+	writer string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -125,6 +139,11 @@ func newFixture(t *testing.T) *fixture {
 	f.otherAcct = oa.String()
 	require.NoError(t, f.s.Sim.AddInstanceCRN(f.otherAcct))
 	f.otherAcctCert = f.s.Sim.Seed(f.otherAcct, "web", "", f.s.Sim.CA().MustIssue("www.otheracct.example"))
+
+	f.writer = "writer-" + f.srcGUID
+	for _, b := range f.s.Backups {
+		f.s.Sim.Grant(f.writer, b, cmsim.Writer)
+	}
 
 	f.attacker, f.ec, f.static = newRSA(t), newEC(t), newRSA(t)
 	f.staticPEM = publicPEM(t, &f.static.PublicKey)
@@ -259,6 +278,7 @@ func (f *fixture) send(t *testing.T, r request) response {
 }
 
 func TestHostileCorpus(t *testing.T) {
+	t.Parallel() // its own stack: the package's other tests run beside it
 	f := newFixture(t)
 	cases := corpus()
 	require.GreaterOrEqual(t, len(cases), 30)
@@ -297,7 +317,8 @@ func TestHostileCorpus(t *testing.T) {
 
 			reqs := f.s.Sim.Requests()
 			if tc.control {
-				assertCopied(t, f, r.copyOf)
+				assertCopied(t, f, r.copyOf, r.foreign)
+				assertForeignUntouched(t, f, r, resp)
 			} else {
 				assert.Zero(t, f.s.Sim.Writes(""), "nothing written")
 				if tc.status != http.StatusOK {
@@ -338,8 +359,10 @@ func TestHostileCorpus(t *testing.T) {
 	t.Logf("%d hostile cases, %d controls", len(cases), controls)
 }
 
-// assertCopied: the control was accepted and cert is now in every backup, byte for byte.
-func assertCopied(t *testing.T, f *fixture, cert string) {
+// assertCopied: the control was accepted and cert is now in every backup, byte for byte,
+// as one copy that certbackup proves is its own. Certificates in foreign are not
+// copies, whatever their marker says (assertForeignUntouched checks them).
+func assertCopied(t *testing.T, f *fixture, cert string, foreign map[string]cmsim.StoredCertificate) {
 	t.Helper()
 	require.NotEmpty(t, cert, "a control names the certificate it copies")
 	src, ok := f.s.Sim.Get(cert)
@@ -349,12 +372,13 @@ func assertCopied(t *testing.T, f *fixture, cert string) {
 		assert.Positive(t, f.s.Sim.Writes(b), "a write into %s", b)
 		var copies []cmsim.StoredCertificate
 		for _, c := range f.s.Sim.Snapshot(b) {
-			if cms.IsCopyDescription(c.Description, cert) {
+			if _, notOurs := foreign[c.ID]; cms.IsCopyDescription(c.Description, cert) && !notOurs {
 				copies = append(copies, c)
 			}
 		}
 		if assert.Len(t, copies, 1, "one copy in %s", b) {
 			assert.Equal(t, src.Data, copies[0].Data, "byte for byte")
+			assert.Len(t, harness.ProvenCopies(f.s.Sim, match.NewOwner(f.s.APIKey), b, cert), 1, "the copy's marker is proven")
 		}
 	}
 }
@@ -363,7 +387,7 @@ func corpus() []hostileCase {
 	var all []hostileCase
 	for _, group := range [][]hostileCase{
 		signatureCases(), staticKeyCases(), trustCases(), pathCases(),
-		bodyCases(), payloadCases(), overrideCases(), paramTypeCases(),
+		bodyCases(), payloadCases(), overrideCases(), paramTypeCases(), markerCases(),
 	} {
 		all = append(all, group...)
 	}
@@ -909,7 +933,7 @@ func payloadCases() []hostileCase {
 				r := notify(t, f.sign(f.issued(c)))
 				first := f.send(t, r)
 				require.Equal(t, 200, first.status, "first delivery: %s", first.raw)
-				assertCopied(t, f, c)
+				assertCopied(t, f, c, nil)
 				return r
 			},
 			status: 200, by: byAction, action: "replicate",
