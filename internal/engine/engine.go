@@ -107,6 +107,11 @@ type Marker struct {
 	// Origin is the ID of the original at the root of the chain of copies (a copy of
 	// a copy after a failover); empty when it is Source.
 	Origin string
+	// Adopted: certbackup did not create this certificate but took it as the copy
+	// because it held the source's own material (a copy of an older release, or a
+	// copy made under another key). An adopted certificate's material is kept up to
+	// date; its name and description stay its owner's, and it is never deleted.
+	Adopted bool
 	// Proof binds the marker to the instance that holds the certificate and to the
 	// certificate it holds; empty on markers that carry none (older releases).
 	Proof string

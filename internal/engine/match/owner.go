@@ -38,13 +38,20 @@ const proofLen = 22
 
 // Proof is the proof of m on certificate id of instance.
 func (o *Owner) Proof(instance string, m engine.Marker, id string) string {
-	return o.mac("id", strings.ToLower(instance), m.Source, m.Origin, id)
+	return o.mac("id", strings.ToLower(instance), m.Source, m.Origin, adopted(m), id)
+}
+
+func adopted(m engine.Marker) string {
+	if m.Adopted {
+		return "adopted"
+	}
+	return ""
 }
 
 // ImportProof is the proof of m in instance on a certificate holding c's certificate
 // (its serial number and expiry), for an import.
 func (o *Owner) ImportProof(instance string, m engine.Marker, c engine.Certificate) string {
-	return o.mac("content", strings.ToLower(instance), m.Source, m.Origin, serialKey(c.SerialNumber), strconv.FormatInt(c.NotAfter.Unix(), 10))
+	return o.mac("content", strings.ToLower(instance), m.Source, m.Origin, adopted(m), serialKey(c.SerialNumber), strconv.FormatInt(c.NotAfter.Unix(), 10))
 }
 
 func (o *Owner) mac(parts ...string) string {
@@ -111,10 +118,22 @@ type Holder interface {
 // a copy; for the original itself (failback), the labels it has: certbackup brings its
 // material up to date and never renames or marks the user's own certificate.
 func (o *Owner) WantFor(t Holder, s Subject, f Found) engine.Labels {
-	if f.Original {
+	switch {
+	case f.Original:
 		return engine.LabelsOf(*f.Copy)
+	case f.Adopt || f.Copy.Marker != nil && f.Copy.Marker.Adopted && o.Proven(t.Instance(), *f.Copy):
+		// Adopted: the marker becomes proven (and says so); the name and description
+		// stay the owner's.
+		l := engine.LabelsOf(*f.Copy)
+		l.Marker = engine.Marker{Source: s.ID, Adopted: true}
+		if s.Origin != s.ID {
+			l.Marker.Origin = s.Origin
+		}
+		l.Marker.Proof = o.Proof(t.Instance(), l.Marker, f.Copy.ID)
+		return l
+	default:
+		return o.Want(t, s, false, f.Copy.ID)
 	}
-	return o.Want(t, s, false, f.Copy.ID)
 }
 
 // Want is the labels copy id (empty: a copy about to be imported) of s in t must have:

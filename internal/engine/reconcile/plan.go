@@ -81,7 +81,8 @@ func plan(ctx context.Context, owner *match.Owner, source engine.Source, targets
 		for _, c := range indexes[i].Proven() {
 			// Only copies of this source instance can be orphans of it: a backup may also
 			// hold copies of other sources, and those are none of this run's business.
-			if !matched[i][c.ID] && !present[c.Marker.Source] && crn.ItemBelongsTo(c.Marker.Source, srcInstance) {
+			// An adopted certificate was not created by certbackup: never deleted.
+			if !matched[i][c.ID] && !c.Marker.Adopted && !present[c.Marker.Source] && crn.ItemBelongsTo(c.Marker.Source, srcInstance) {
 				orphans[c.Marker.Source] = append(orphans[c.Marker.Source], c)
 			}
 		}
@@ -178,7 +179,7 @@ func stepFor(owner *match.Owner, s match.Subject, target int, t engine.Target, f
 func removable(s match.Subject, extra []engine.Certificate) []engine.Certificate {
 	var out []engine.Certificate
 	for _, x := range extra {
-		if engine.SameCertificate(s.Certificate, x) {
+		if engine.SameCertificate(s.Certificate, x) && !x.Marker.Adopted {
 			out = append(out, x)
 		}
 	}

@@ -135,11 +135,11 @@ func (j *copyJob) checkAdoption(ctx context.Context) error {
 	if err != nil && !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("read the certificate to adopt: %w", err)
 	}
-	j.found.Adopt = false
 	if err == nil && sameMaterial(got, j.src, j.want) {
-		j.read = got
+		j.read = got // adopted: its marker is proven below, its name and description stay
 		return nil
 	}
+	j.found.Adopt = false
 	j.found.Copy = nil
 	j.found.Conflicts = append(j.found.Conflicts, cand)
 	return nil
@@ -299,6 +299,10 @@ func (j *copyJob) removeExtras(ctx context.Context) (removed []string, message s
 	for _, extra := range j.found.Extra {
 		if extra.ID == j.found.Copy.ID {
 			continue // never the copy itself, whatever a listing said
+		}
+		if extra.Marker != nil && extra.Marker.Adopted {
+			message = fmt.Sprintf("further copy %s was adopted, not created by certbackup; kept", extra.ID)
+			continue
 		}
 		if !engine.SameCertificate(extra, j.src.Certificate) {
 			message = fmt.Sprintf("further copy %s holds another certificate; kept", extra.ID)

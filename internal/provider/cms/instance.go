@@ -155,6 +155,9 @@ func markerText(m engine.Marker) string {
 	if m.Origin != "" {
 		b.WriteString(" origin=" + m.Origin)
 	}
+	if m.Adopted {
+		b.WriteString(" adopted=yes")
+	}
 	if m.Proof != "" {
 		b.WriteString(" proof=" + m.Proof)
 	}
@@ -181,6 +184,8 @@ func parseMarker(description string) (m engine.Marker, user string, ok bool) {
 			m.Origin = v
 		case k == "proof" && m.Proof == "" && v != "":
 			m.Proof = v
+		case k == "adopted" && !m.Adopted && v == "yes":
+			m.Adopted = true
 		default:
 			return engine.Marker{}, description, false
 		}

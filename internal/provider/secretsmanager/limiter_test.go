@@ -2,8 +2,9 @@ package secretsmanager
 
 import (
 	"context"
-	"errors"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,7 +63,8 @@ func TestErrorText(t *testing.T) {
 			[]string{"withheld"}, []string{"BEGIN", "MIIE"}},
 		{"a token is withheld", &Error{Op: "list", StatusCode: 401, Message: sanitize("token Bearer abc.def")}, []string{"withheld"}, []string{"abc.def"}},
 		{"a network cause keeps its kind", &Error{Op: "list", Err: safeerr.NetworkError(syscall.ECONNREFUSED)}, []string{"connection refused"}, nil},
-		{"a raw transport error is never quoted", &Error{Op: "list", Err: errors.New("dial tcp: lookup secret-host")}, []string{"network error"}, []string{"secret-host"}},
+		{"a raw transport error is never quoted", &Error{Op: "list", Err: &url.Error{Op: "Get", URL: "https://secret-host/x", Err: &net.DNSError{Err: "no such host", Name: "secret-host"}}},
+			[]string{"the host name could not be resolved"}, []string{"secret-host"}},
 		{"the delay", &Error{Op: "list", StatusCode: 429, RetryAfter: 2 * time.Second}, []string{"retry after 2s"}, nil},
 		{"a long message is cut", &Error{Op: "list", StatusCode: 400, Message: sanitize(strings.Repeat("x", 400))}, []string{"..."}, []string{strings.Repeat("x", 301)}},
 	}

@@ -43,9 +43,11 @@ const (
 	MetadataSource = "certbackup_source"
 	MetadataOrigin = "certbackup_origin"
 	MetadataProof  = "certbackup_proof"
+	// MetadataAdopted is "yes" on a certificate certbackup adopted (engine.Marker.Adopted).
+	MetadataAdopted = "certbackup_adopted"
 )
 
-var markerKeys = []string{MetadataSource, MetadataOrigin, MetadataProof}
+var markerKeys = []string{MetadataSource, MetadataOrigin, MetadataProof, MetadataAdopted}
 
 // secretView is a secret as certbackup reads it, whatever its type: the SDK decodes
 // each type into its own struct (by secret_type), and every one of them is re-encoded
@@ -187,7 +189,7 @@ func markerOf(cm map[string]any) *engine.Marker {
 		s, _ := cm[k].(string)
 		return s
 	}
-	m := engine.Marker{Source: str(MetadataSource), Origin: str(MetadataOrigin), Proof: str(MetadataProof)}
+	m := engine.Marker{Source: str(MetadataSource), Origin: str(MetadataOrigin), Proof: str(MetadataProof), Adopted: str(MetadataAdopted) == "yes"}
 	if m.Source == "" {
 		return nil
 	}
@@ -197,7 +199,11 @@ func markerOf(cm map[string]any) *engine.Marker {
 // markerMetadata is the custom_metadata of a marker: its non-empty fields.
 func markerMetadata(m engine.Marker) map[string]any {
 	out := map[string]any{}
-	for k, v := range map[string]string{MetadataSource: m.Source, MetadataOrigin: m.Origin, MetadataProof: m.Proof} {
+	adopted := ""
+	if m.Adopted {
+		adopted = "yes"
+	}
+	for k, v := range map[string]string{MetadataSource: m.Source, MetadataOrigin: m.Origin, MetadataProof: m.Proof, MetadataAdopted: adopted} {
 		if v != "" {
 			out[k] = v
 		}
