@@ -57,7 +57,7 @@ func printReport(w io.Writer, rep *reconcile.Report, details bool) {
 		fmt.Fprintf(w, "backup %s (%s): %s listed; %s\n", region(b.InstanceCRN), clean(b.InstanceCRN), plural(b.Certificates, "certificate"), cmp.Or(perBackup[b.InstanceCRN], "nothing to do"))
 	}
 	if n := len(rep.Conflicts); n > 0 {
-		fmt.Fprintf(w, "%s beside a certificate of the same name that is not a copy (left untouched)\n", plural(n, "copy"))
+		fmt.Fprintf(w, "%s beside certificates certbackup cannot prove are its copies (same name without a marker, or an unproven marker; left untouched)\n", plural(n, "copy"))
 	}
 	listResults(w, "failed", rep.Failures)
 	listResults(w, "deferred to the next run", rep.Deferred)
@@ -184,7 +184,7 @@ func detail(res reconcile.Result) string {
 	}
 	var parts []string
 	if n := len(res.Conflicts); n > 0 {
-		parts = append(parts, fmt.Sprintf("beside %s of the same name without our marker", plural(n, "certificate")))
+		parts = append(parts, fmt.Sprintf("beside %s that certbackup cannot prove are its copies", plural(n, "certificate")))
 	}
 	if n := len(res.RemovedDuplicates); n > 0 {
 		parts = append(parts, "removed "+plural(n, "duplicate"))

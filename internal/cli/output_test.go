@@ -69,7 +69,7 @@ func TestSummaryLines(t *testing.T) {
 	printReport(&b, rep, false)
 	assert.Equal(t, "source us-south ("+srcCRN+"): 6 certificates\n"+
 		"backup eu-de ("+bkCRN+"): 6 certificates listed; 4 conflict\n"+
-		"4 copies beside a certificate of the same name that is not a copy (left untouched)\n"+
+		"4 copies beside certificates certbackup cannot prove are its copies (same name without a marker, or an unproven marker; left untouched)\n"+
 		"reconcile: done, the backups match the source\n", b.String())
 	assert.NotContains(t, b.String(), ":::")
 }

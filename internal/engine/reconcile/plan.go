@@ -170,8 +170,24 @@ func stepFor(owner *match.Owner, s match.Subject, target int, t engine.Target, f
 		st.Action, st.Reason = ActionRemoveDuplicates, fmt.Sprintf("%d further copies of the same certificate", len(removable(s, f.Extra)))
 	default:
 		st.Action = ActionNone
+		if len(st.found.Conflicts) > 0 {
+			st.Reason = conflictReason(s, st.found.Conflicts)
+		}
 	}
 	return st
+}
+
+// conflictReason says why each conflict is left alone.
+func conflictReason(s match.Subject, conflicts []engine.Certificate) string {
+	var parts []string
+	for _, c := range conflicts {
+		why := "has the source's name and no certbackup marker"
+		if c.Marker != nil {
+			why = "carries a certbackup marker that certbackup cannot prove"
+		}
+		parts = append(parts, c.ID+" "+why)
+	}
+	return "left alone (not certbackup's copies): " + strings.Join(parts, "; ")
 }
 
 // removable are the extra copies that can be deleted without losing anything: they
