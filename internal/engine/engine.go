@@ -171,6 +171,13 @@ func SameCertificate(a, b Certificate) bool {
 		slices.Equal(a.Domains, b.Domains)
 }
 
+// Newer reports whether a was issued after b (both known): a backup that holds a newer
+// certificate than the source (renewed in another region during a failover) is never
+// given the older one.
+func Newer(a, b Certificate) bool {
+	return !a.NotBefore.IsZero() && !b.NotBefore.IsZero() && a.NotBefore.After(b.NotBefore)
+}
+
 // CertificateDiff names what differs between two certificates' metadata, for a report.
 func CertificateDiff(a, b Certificate) string {
 	var d []string

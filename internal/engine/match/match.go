@@ -135,6 +135,21 @@ func (ix *Index) copiesOf(s Subject) []engine.Certificate {
 	return append(direct, byID(kin)...)
 }
 
+// KeepsNewer reports whether the certificate f found must not be given s's
+// certificate: it holds a newer one, or it is the copy of another certificate of the
+// same origin (made during a failover) and s is not newer than it. A deployment that
+// comes back with a failed region must not undo the renewals made elsewhere.
+func KeepsNewer(s Subject, f Found) bool {
+	if f.Copy == nil || engine.SameCertificate(s.Certificate, *f.Copy) {
+		return false
+	}
+	if engine.Newer(*f.Copy, s.Certificate) {
+		return true
+	}
+	kin := !f.Original && !f.Adopt && f.Copy.Marker != nil && f.Copy.Marker.Source != s.ID
+	return kin && !engine.Newer(s.Certificate, *f.Copy)
+}
+
 // Proven returns the proven copies of the listing (ours), by ID.
 func (ix *Index) Proven() []engine.Certificate { return byID(ix.proven) }
 

@@ -89,8 +89,12 @@ const (
 	ActionDeleteOrphan     Action = "delete_orphan"     // prune: the source certificate is gone, its copies are deleted
 	ActionKeepOrphan       Action = "keep_orphan"       // the source certificate is gone; its copies are kept (prune is off)
 	ActionSkip             Action = "skip"              // nothing can be copied (see Reason)
+	ActionKeepNewer        Action = "keep_newer"        // the copy holds a newer certificate than the source: never replaced by an older one (a stale deployment, or fail back first)
 	ActionAdopt            Action = "adopt"             // a certificate claims to be the copy without a valid proof: adopted if it holds the source's material, else left alone
 )
+
+// NewerMessage explains ActionKeepNewer.
+const NewerMessage = "the backup holds a newer certificate than the source, or the copy of another certificate of the same origin that the source does not supersede (renewed in another region during a failover); it is not replaced: run the reconcile from the instance that holds the newest certificates (the runbook's failback), or stop this deployment"
 
 // Writes reports whether the action writes to a backup.
 func (a Action) Writes() bool {

@@ -67,6 +67,8 @@ func initialResult(st Step) Result {
 		r.Outcome = OrphanKept
 	case ActionSkip:
 		r.Outcome = replicate.Skipped
+	case ActionKeepNewer:
+		r.Outcome, r.ErrorClass, r.Message = replicate.Failed, engine.ClassPermanent, NewerMessage
 	}
 	return r
 }

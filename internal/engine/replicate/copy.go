@@ -58,7 +58,7 @@ func (e *Engine) CopyTo(ctx context.Context, t engine.Target, src *engine.Downlo
 		failWith(&r, fmt.Errorf("find the copy: %w", err))
 		return r
 	}
-	for _, step := range []func(context.Context) error{j.checkAdoption, j.ensureExists, j.readCopy, j.updateMaterial, j.updateLabels, j.verify} {
+	for _, step := range []func(context.Context) error{j.checkAdoption, j.keepNewer, j.ensureExists, j.readCopy, j.updateMaterial, j.updateLabels, j.verify} {
 		if err := step(ctx); err != nil {
 			if j.found.Copy != nil {
 				r.CopyCRN = j.found.Copy.ID
@@ -144,6 +144,27 @@ func (j *copyJob) checkAdoption(ctx context.Context) error {
 	j.found.Conflicts = append(j.found.Conflicts, cand)
 	return nil
 }
+
+// keepNewer refuses to replace a copy that holds a newer certificate than the source:
+// a deployment that came back with a failed region must not undo the renewals made
+// elsewhere during the outage.
+func (j *copyJob) keepNewer(context.Context) error {
+	if j.found.Copy == nil {
+		return nil
+	}
+	f := j.found
+	if j.read != nil {
+		current := j.read.Certificate
+		f.Copy = &current
+	}
+	if match.KeepsNewer(j.subj, f) {
+		return errNewer
+	}
+	return nil
+}
+
+// errNewer is ActionKeepNewer's refusal on the notification path (class permanent).
+var errNewer = errors.New("the backup holds a newer certificate than the source; it is not replaced by the older one: run the reconcile from the instance that holds the newest certificates, or stop this deployment")
 
 // ensureExists imports a copy when there is none.
 func (j *copyJob) ensureExists(ctx context.Context) error {
