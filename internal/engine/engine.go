@@ -37,6 +37,11 @@ type Certificate struct {
 	NotBefore    time.Time
 	NotAfter     time.Time
 
+	// Managed: the service issues and renews this certificate itself (an order, a
+	// public or private certificate of Secrets Manager): its material cannot be
+	// replaced by an import.
+	Managed bool
+
 	State State
 	// StateReason says why a certificate that is not Active cannot be copied, in the
 	// provider's words (for the report).

@@ -150,6 +150,16 @@ func KeepsNewer(s Subject, f Found) bool {
 	return kin && !engine.Newer(s.Certificate, *f.Copy)
 }
 
+// Unwritable reports whether the certificate f found for s is the original itself and
+// an order the service renews (engine.Certificate.Managed) that holds another
+// certificate: its material cannot be replaced, so it is left as it is and reported.
+func Unwritable(s Subject, f Found) bool {
+	return f.Copy != nil && f.Original && f.Copy.Managed && !engine.SameCertificate(s.Certificate, *f.Copy)
+}
+
+// UnwritableMessage explains Unwritable.
+const UnwritableMessage = "the original in this instance is a certificate the service orders and renews itself, whose material cannot be replaced by an import: it is left as it is; renew it there (or import the newer certificate by hand)"
+
 // Proven returns the proven copies of the listing (ours), by ID.
 func (ix *Index) Proven() []engine.Certificate { return byID(ix.proven) }
 

@@ -162,6 +162,8 @@ func stepFor(owner *match.Owner, s match.Subject, target int, t engine.Target, f
 		st.Action, st.Reason = ActionImport, "no copy in the backup (a certificate claims to be one without a valid proof)"
 	case f.Copy == nil:
 		st.Action, st.Reason = ActionImport, "no copy in the backup"
+	case match.Unwritable(s, f):
+		st.Action, st.Reason = ActionSkip, match.UnwritableMessage
 	case match.KeepsNewer(s, f):
 		st.Action, st.Reason = ActionKeepNewer, NewerMessage
 	case !engine.SameCertificate(s.Certificate, *f.Copy):

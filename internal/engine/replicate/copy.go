@@ -43,6 +43,9 @@ type copyJob struct {
 	// holds: the copy holds the source's material because this job just wrote it
 	// (the final read-back checks it).
 	holds bool
+	// converged: the read-back found the copy gone once and the job moved to the
+	// winner of a race; it does not do so twice.
+	converged bool
 }
 
 // CopyTo makes src (already checked into bundle) exist in t. found is what the caller
@@ -58,19 +61,20 @@ func (e *Engine) CopyTo(ctx context.Context, t engine.Target, src *engine.Downlo
 		failWith(&r, fmt.Errorf("find the copy: %w", err))
 		return r
 	}
-	for _, step := range []func(context.Context) error{j.checkAdoption, j.keepNewer, j.ensureExists, j.readCopy, j.updateMaterial, j.updateLabels, j.verify} {
-		if err := step(ctx); err != nil {
-			if j.found.Copy != nil {
-				r.CopyCRN = j.found.Copy.ID
-			}
-			var v verificationError
-			if errors.As(err, &v) {
-				r.Outcome, r.ErrorClass, r.Message = Failed, engine.ClassVerification, v.Error()
-				return r
-			}
-			failWith(&r, err)
-			return r
+	if err := j.steps(ctx); err != nil {
+		if j.found.Copy != nil {
+			r.CopyCRN = j.found.Copy.ID
 		}
+		var v verificationError
+		switch {
+		case errors.Is(err, errUnwritable):
+			r.Outcome, r.Reason = Skipped, err.Error()
+		case errors.As(err, &v):
+			r.Outcome, r.ErrorClass, r.Message = Failed, engine.ClassVerification, v.Error()
+		default:
+			failWith(&r, err)
+		}
+		return r
 	}
 	r.CopyCRN, r.Verified = j.found.Copy.ID, true
 	r.Conflicts = match.IDs(j.found.Conflicts)
@@ -84,6 +88,32 @@ func (e *Engine) CopyTo(ctx context.Context, t engine.Target, src *engine.Downlo
 
 // ConflictMessage explains a Conflict outcome.
 const ConflictMessage = "imported beside certificates that certbackup cannot prove are its copies (the same name without a marker, or a marker without a valid proof); they were left untouched"
+
+// steps runs the named steps. When nobody listed the backup for us and our copy
+// vanishes under a step (a racing activation's copy won and ours was removed as its
+// duplicate), it lists the backup once more and runs them again on the winner, which
+// must then hold our material and labels.
+func (j *copyJob) steps(ctx context.Context) error {
+	for {
+		err := j.runSteps(ctx)
+		if err == nil || !errors.Is(err, engine.ErrNotFound) || !j.relist || j.converged {
+			return err
+		}
+		j.converged, j.holds, j.read = true, false, nil
+		if lerr := j.list(ctx); lerr != nil {
+			return err
+		}
+	}
+}
+
+func (j *copyJob) runSteps(ctx context.Context) error {
+	for _, step := range []func(context.Context) error{j.checkAdoption, j.keepNewer, j.ensureExists, j.readCopy, j.updateMaterial, j.updateLabels, j.verify} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // find looks the copy up: through the cache when it knows the copy (one call, which
 // also reads it), else by listing the backup.
@@ -157,11 +187,17 @@ func (j *copyJob) keepNewer(context.Context) error {
 		current := j.read.Certificate
 		f.Copy = &current
 	}
+	if match.Unwritable(j.subj, f) {
+		return errUnwritable
+	}
 	if match.KeepsNewer(j.subj, f) {
 		return errNewer
 	}
 	return nil
 }
+
+// errUnwritable skips an original the service renews itself (match.Unwritable).
+var errUnwritable = errors.New(match.UnwritableMessage)
 
 // errNewer is ActionKeepNewer's refusal on the notification path (class permanent).
 var errNewer = errors.New("the backup holds a newer certificate than the source; it is not replaced by the older one: run the reconcile from the instance that holds the newest certificates, or stop this deployment")

@@ -100,6 +100,7 @@ func ToEngine(c Certificate) engine.Certificate {
 		ID: c.ID, Name: c.Name, Description: c.Description,
 		Domains: c.Domains, Issuer: c.Issuer, SerialNumber: c.SerialNumber,
 		NotBefore: fromMillis(c.BeginsOn), NotAfter: fromMillis(c.ExpiresOn),
+		Managed: !c.Imported,
 	}
 	if m, user, ok := parseMarker(c.Description); ok {
 		ec.Marker, ec.Description = &m, user

@@ -116,7 +116,8 @@ func toEngine(v secretView, id string, now time.Time) engine.Certificate {
 	c := engine.Certificate{
 		ID: id, Name: v.Name, Description: v.Description,
 		Domains: domainsOf(v), Issuer: v.Issuer, SerialNumber: v.SerialNumber,
-		Marker: markerOf(v.CustomMetadata),
+		Marker:  markerOf(v.CustomMetadata),
+		Managed: v.SecretType != "imported_cert",
 	}
 	if v.Validity != nil {
 		c.NotBefore, c.NotAfter = v.Validity.NotBefore.UTC(), v.Validity.NotAfter.UTC()
