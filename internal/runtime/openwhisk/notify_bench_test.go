@@ -11,13 +11,14 @@ package openwhisk_test
 //
 // Run:
 //
-//	go test -run '^$' -bench 'Notify' -benchmem ./internal/action
+//	go test -run '^$' -bench 'Notify' -benchmem ./internal/runtime/openwhisk
 //
 // CERTBACKUP_BENCH_LATENCY (a Go duration, default 20ms) sets the simulated latency.
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,6 +60,7 @@ type notifyWorld struct {
 	source  string
 	backups []string
 	cert    string
+	made    int            // certificates made by newCert
 	params  map[string]any // bound parameters, as manifest.yaml binds them (all strings)
 	tokens  <-chan string
 }
@@ -135,6 +137,25 @@ func (w *notifyWorld) renew(tb testing.TB) string {
 	}
 }
 
+// newCert seeds a new certificate in the source, which no backup holds yet, and
+// returns the notification the simulator signed and sent about it.
+func (w *notifyWorld) newCert(tb testing.TB) string {
+	tb.Helper()
+	w.made++
+	d := fmt.Sprintf("new-%04d.example.com", w.made)
+	w.cert = w.sim.Seed(w.source, fmt.Sprintf("new-%04d", w.made), "a new front end", w.ca.MustIssue(d))
+	if err := w.sim.SendEvent(w.source, cmsim.EventCertReimported, w.cert); err != nil {
+		tb.Fatal(err)
+	}
+	select {
+	case tok := <-w.tokens:
+		return tok
+	case <-time.After(10 * time.Second):
+		tb.Fatal("the simulator sent no notification")
+		return ""
+	}
+}
+
 // request is the activation's parameters for a POST of {"data": token} to the web
 // action: the bound parameters, the web fields and the JSON body's fields merged.
 func (w *notifyWorld) request(token string) map[string]any {
@@ -200,7 +221,10 @@ func checkResult(tb testing.TB, res map[string]any, line []byte, want string) {
 // new one per activation (an IAM token and a public-key fetch come first, and the copy
 // must be found by listing the backup). replay delivers the same notification again
 // (nothing to write); renewed reimports the source before each activation, so the copy
-// is rewritten and read back.
+// is rewritten and read back; new is a notification about a certificate no backup
+// holds yet (a new one before each activation: it is imported, and since the
+// ownership proofs of issue "ownership" its proof is rewritten to the copy's ID form
+// right after, one more write, then read back).
 //
 // Metrics: calls/op (HTTP requests the simulator answered: API calls per certificate),
 // wall/network, the activation's wall time over calls × latency (every call of a
@@ -210,15 +234,15 @@ func checkResult(tb testing.TB, res map[string]any, line []byte, want string) {
 // wall/network at most 1.05.
 func BenchmarkNotify(b *testing.B) {
 	for _, container := range []string{"warm", "cold"} {
-		for _, event := range []string{"replay", "renewed"} {
+		for _, event := range []string{"replay", "renewed", "new"} {
 			b.Run(container+"/"+event, func(b *testing.B) {
-				benchNotify(b, container == "cold", event == "renewed")
+				benchNotify(b, container == "cold", event)
 			})
 		}
 	}
 }
 
-func benchNotify(b *testing.B, cold, renewed bool) {
+func benchNotify(b *testing.B, cold bool, event string) {
 	latency := benchLatency(b)
 	w := newNotifyWorld(b, 1)
 	a, hc := newContainer()
@@ -226,10 +250,7 @@ func benchNotify(b *testing.B, cold, renewed bool) {
 	// The first notification imports the copy (no latency yet: setup).
 	token := w.renew(b)
 	handle(b, a, w.request(token), "imported")
-	want := "unchanged"
-	if renewed {
-		want = "reimported"
-	}
+	want := map[string]string{"replay": "unchanged", "renewed": "reimported", "new": "imported"}[event]
 	w.sim.SetLatency(latency)
 
 	var wall, cpu time.Duration
@@ -238,8 +259,11 @@ func benchNotify(b *testing.B, cold, renewed bool) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		if renewed {
+		switch event {
+		case "renewed":
 			token = w.renew(b)
+		case "new":
+			token = w.newCert(b)
 		}
 		if cold {
 			hc.CloseIdleConnections()
