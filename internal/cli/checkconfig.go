@@ -40,6 +40,7 @@ func (r *runner) checkConfig(name string, args []string) int {
 	if *platform != PlatformOpenWhisk && *platform != PlatformCodeEngine {
 		problems = append(problems, fmt.Sprintf("--platform: must be %s or %s", PlatformOpenWhisk, PlatformCodeEngine))
 	}
+	f.getenv = r.getenv // errors name the variable the operator set
 	params := f.Params(config.ModeReconcile, r.getenv)
 	if _, err := config.Parse(params); err != nil {
 		problems = append(problems, f.problems(err)...)
