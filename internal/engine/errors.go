@@ -31,6 +31,9 @@ var (
 	ErrLocked = errors.New("locked")
 	// ErrForbidden: the credentials lack the role for the call.
 	ErrForbidden = errors.New("forbidden")
+	// ErrInactive: the certificate exists but has nothing to copy (not issued yet,
+	// suspended, deactivated, destroyed, or not a certificate at all).
+	ErrInactive = errors.New("not active")
 	// ErrNotSent: the call never reached the service (no credentials, no address),
 	// so it cannot have been carried out, whatever its cause says.
 	ErrNotSent = errors.New("not sent")

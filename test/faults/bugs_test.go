@@ -98,7 +98,11 @@ func (w *listingWorld) moveCopyDuringTheListing(t *testing.T, started <-chan str
 		require.True(t, time.Now().Before(deadline), "the first listing page never came")
 		time.Sleep(5 * time.Millisecond)
 	}
-	later, err := w.s.Sim.CA().Issue(testpki.Options{Domains: []string{"shop.example.com"}, NotAfter: time.Now().Add(180 * 24 * time.Hour)})
+	// A certificate that expires later (so the copy moves in the listing's order) but is
+	// not newer than the source's renewal: a copy is never given an older certificate,
+	// and this one must still be replaced.
+	later, err := w.s.Sim.CA().Issue(testpki.Options{Domains: []string{"shop.example.com"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(180 * 24 * time.Hour)})
 	require.NoError(t, err)
 	harness.RegisterSecrets(nil, []string{later.KeyPEM}, nil)
 	require.NoError(t, w.s.Sim.Reimport(w.cp, later.CertPEM, later.KeyPEM, later.Intermediate))

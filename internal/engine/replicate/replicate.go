@@ -117,6 +117,9 @@ func (e *Engine) downloadSource(ctx context.Context, id string) (*engine.Downloa
 	case errors.Is(err, engine.ErrNotFound):
 		r.Outcome, r.Reason = Skipped, "the certificate no longer exists in the source instance"
 		return nil, nil, &r
+	case errors.Is(err, engine.ErrInactive):
+		r.Outcome, r.Reason = Skipped, err.Error()
+		return nil, nil, &r
 	case err != nil:
 		failWith(&r, fmt.Errorf("download from the source: %w", err))
 		return nil, nil, &r

@@ -38,6 +38,8 @@ type Error struct {
 	// ambiguous: a create that may have been carried out although it failed (a
 	// request was written and no answer, or a server error, came back).
 	ambiguous bool
+	// inactive: the secret exists but has nothing to copy (engine.ErrInactive).
+	inactive bool
 	// forbidden: the credentials were refused (401, 403, or IAM refusing the key).
 	forbidden bool
 }
@@ -91,6 +93,8 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == http.StatusPreconditionFailed
 	case engine.ErrForbidden:
 		return e.forbidden
+	case engine.ErrInactive:
+		return e.inactive
 	}
 	return false
 }

@@ -83,9 +83,9 @@ func (i Instance) Download(ctx context.Context, id string) (*engine.Downloaded, 
 	c := toEngine(v, secretCRN(i.CRN, v), i.Client.now())
 	switch {
 	case !isCertificateType(v.SecretType):
-		return nil, &Error{Op: opDownload.name, CRN: id, Message: c.StateReason + ": nothing to copy"}
+		return nil, &Error{Op: opDownload.name, CRN: id, Message: c.StateReason + ": nothing to copy", inactive: true}
 	case v.State == nil || *v.State != stateActive:
-		return nil, &Error{Op: opDownload.name, CRN: id, Message: "the secret is not active (" + c.StateReason + "): it has no certificate to copy"}
+		return nil, &Error{Op: opDownload.name, CRN: id, Message: "the secret is not active (" + c.StateReason + "): it has no certificate to copy", inactive: true}
 	case v.Certificate == "":
 		return nil, &Error{Op: opDownload.name, CRN: id, Message: "the answer holds no certificate"}
 	}
