@@ -12,7 +12,6 @@ package app
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -49,7 +48,7 @@ type Deps struct {
 type App struct {
 	cfg      *config.Config
 	checkMu  sync.Mutex
-	checked  bool
+	passed   map[int]bool // backups whose check passed
 	log      *slog.Logger
 	now      func() time.Time
 	engine   *replicate.Engine
@@ -221,34 +220,63 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
-// Preflight checks every backup that can be checked, until a check passes once for
-// the App: a missing secret group or a missing role is reported before anything is
-// written. A failure is checked again next time (it may have been the network).
-func (a *App) Preflight(ctx context.Context) error {
+// checkedEngine is the engine with every backup checked before anything is written
+// to it (a Secrets Manager group exists, the key can list it). A backup whose check
+// fails is replaced by one that fails every call with that error, so that its pairs
+// report it (naming the instance, the group or the role) while the other backups are
+// copied. A passed check is not repeated for the life of the App; a failed one is
+// (it may have been the network).
+func (a *App) checkedEngine(ctx context.Context) *replicate.Engine {
+	eng := *a.engine
+	eng.Targets = slices.Clone(a.engine.Targets)
 	a.checkMu.Lock()
 	defer a.checkMu.Unlock()
-	if a.checked {
-		return nil
+	if a.passed == nil {
+		a.passed = map[int]bool{}
 	}
-	var errs []error
-	for _, t := range a.engine.Targets {
-		if c, ok := t.(Checker); ok {
-			errs = append(errs, c.Check(ctx))
+	for i, t := range eng.Targets {
+		c, ok := t.(Checker)
+		if !ok || a.passed[i] {
+			continue
 		}
+		if err := c.Check(ctx); err != nil {
+			eng.Targets[i] = unusable{Target: t, err: err}
+			continue
+		}
+		a.passed[i] = true
 	}
-	err := errors.Join(errs...)
-	a.checked = err == nil
-	return err
+	return &eng
 }
+
+// unusable is a backup whose check failed: every call fails with that error and
+// nothing is written.
+type unusable struct {
+	engine.Target
+	err error
+}
+
+func (u unusable) List(context.Context) ([]engine.Certificate, error) { return nil, u.err }
+func (u unusable) Metadata(context.Context, string) (*engine.Certificate, error) {
+	return nil, u.err
+}
+func (u unusable) Download(context.Context, string) (*engine.Downloaded, error) {
+	return nil, u.err
+}
+func (u unusable) Import(context.Context, engine.Labels, engine.Material) (*engine.Certificate, error) {
+	return nil, u.err
+}
+func (u unusable) Reimport(context.Context, string, engine.Material) (*engine.Certificate, error) {
+	return nil, u.err
+}
+func (u unusable) UpdateLabels(context.Context, string, engine.Labels) error { return u.err }
+func (u unusable) Delete(context.Context, string) error                      { return u.err }
 
 // Reconcile runs the full sync in mode (config.ModeVerify: compare only; otherwise
 // reconcile, or plan when opts.DryRun).
 func (a *App) Reconcile(ctx context.Context, mode string, opts reconcile.Options) *reconcile.Report {
-	if err := a.Preflight(ctx); err != nil {
-		return &reconcile.Report{Mode: mode, SourceInstanceCRN: a.cfg.SourceInstanceCRN, Error: "configuration: " + err.Error()}
-	}
+	eng := a.checkedEngine(ctx)
 	if mode == config.ModeVerify {
-		return reconcile.Verify(ctx, a.engine, opts)
+		return reconcile.Verify(ctx, eng, opts)
 	}
-	return reconcile.Run(ctx, a.engine, opts)
+	return reconcile.Run(ctx, eng, opts)
 }

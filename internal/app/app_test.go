@@ -66,7 +66,7 @@ func newSMWorld(t *testing.T, n int) *smWorld {
 		b, _ := json.Marshal(map[string]any{
 			"id": "e1", "source": w.src, "specversion": "1.0", "type": "com.ibm.cloud.secrets-manager." + event,
 			"datacontenttype": "application/json",
-			"data": map[string]any{"event_type": event, "secret_type": "imported_cert", "secrets": secrets, "source_instance_crn": w.src},
+			"data":            map[string]any{"event_type": event, "secret_type": "imported_cert", "secrets": secrets, "source_instance_crn": w.src},
 		})
 		return b
 	}
@@ -142,8 +142,8 @@ func TestReconcileSecretsManager(t *testing.T) {
 	}
 }
 
-// TestMissingGroupStopsBeforeAnyWrite: a secret group that does not exist is a
-// configuration error that names it, and nothing is written.
+// TestMissingGroupStopsBeforeAnyWrite: a secret group that does not exist is reported
+// for that backup, naming it, and nothing is written there.
 func TestMissingGroupStopsBeforeAnyWrite(t *testing.T) {
 	w := newSMWorld(t, 2)
 	ep, _ := json.Marshal(w.srv.Endpoints())
@@ -156,6 +156,7 @@ func TestMissingGroupStopsBeforeAnyWrite(t *testing.T) {
 	require.NoError(t, err)
 	rep := a.Reconcile(context.Background(), config.ModeReconcile, reconcile.Options{})
 	assert.False(t, rep.OK())
-	assert.Contains(t, rep.Error, "no-such-group")
+	require.Len(t, rep.Backups, 1)
+	assert.Contains(t, rep.Backups[0].Error, "no-such-group", "the backup's error names the group")
 	assert.Zero(t, w.srv.Writes(""))
 }

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/internal/trigger/eventnotifications"
 )
@@ -59,13 +58,7 @@ func (a *App) events(ctx context.Context, log *slog.Logger, req Request) Respons
 	if len(n.SecretsToCopy()) == 0 {
 		ids = nil
 	}
-	if err := a.Preflight(ctx); err != nil {
-		log.Error("a backup instance cannot be written", slog.String("error", err.Error()))
-		if engine.IsRetryable(err) {
-			return respond(http.StatusServiceUnavailable, map[string]any{"error": "unavailable", "message": "a backup instance could not be checked; retry"})
-		}
-		return Misconfigured()
-	}
+
 	ctx, cancel := context.WithTimeout(ctx, EventsBudget)
 	defer cancel()
 	pairs, left := a.replicateBatch(ctx, log, ids)
@@ -87,7 +80,7 @@ func (a *App) events(ctx context.Context, log *slog.Logger, req Request) Respons
 // replicateBatch copies the secrets, a few at once, each to every backup, and returns
 // the results and the secrets it did not start because the budget was running out.
 func (a *App) replicateBatch(ctx context.Context, log *slog.Logger, ids []string) ([]replicate.PairResult, []string) {
-	eng := *a.engine
+	eng := *a.checkedEngine(ctx)
 	eng.Logger = log
 	results := make([][]replicate.PairResult, len(ids))
 	started := make([]bool, len(ids))

@@ -123,7 +123,7 @@ const MaxDetailedResults = 50
 func (a *App) replicateAll(ctx context.Context, log *slog.Logger, ids []string, body map[string]any) int {
 	// The engine's own lines carry this request's id and event too; the copy shares
 	// the process's cache of copy locations.
-	eng := *a.engine
+	eng := *a.checkedEngine(ctx)
 	eng.Logger = log
 	var pairs []replicate.PairResult
 	for _, id := range ids {
