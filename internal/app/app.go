@@ -280,3 +280,6 @@ func (a *App) Reconcile(ctx context.Context, mode string, opts reconcile.Options
 	}
 	return reconcile.Run(ctx, eng, opts)
 }
+
+// UniqueNames passes the target's answer through (engine.UniqueNames).
+func (u unusable) UniqueNames() bool { return engine.NamesAreUnique(u.Target) }

@@ -21,6 +21,20 @@ type Source interface {
 	Download(ctx context.Context, id string) (*Downloaded, error)
 }
 
+// UniqueNames is implemented by a Target whose service refuses two certificates of
+// one name (Secrets Manager): the engine then never asks for a name another
+// certificate holds, and imports under a distinct one. Certificate Manager allows
+// equal names.
+type UniqueNames interface {
+	UniqueNames() bool
+}
+
+// NamesAreUnique reports whether t's service refuses two certificates of one name.
+func NamesAreUnique(t any) bool {
+	u, ok := t.(UniqueNames)
+	return ok && u.UniqueNames()
+}
+
 // Target is one backup instance. It reads like a Source and writes copies.
 //
 // Writes are not idempotent: Import twice makes two certificates. That is why the

@@ -44,6 +44,20 @@ type Found struct {
 	// Conflicts are certificates that are not ours and are left alone: the source's
 	// name without a marker, or a marker certbackup cannot prove.
 	Conflicts []engine.Certificate
+	// names are the backup's names (lower case -> IDs), nil when nothing was listed.
+	names map[string][]string
+}
+
+// Taken reports whether a name is held by another certificate of the backup than the
+// copy (compared without regard to case, as Secrets Manager compares): the copy keeps
+// its name rather than take one that is not free. False when nothing was listed.
+func (f Found) Taken(name string) bool {
+	for _, id := range f.names[strings.ToLower(name)] {
+		if f.Copy == nil || id != f.Copy.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // Index is a backup instance's listing, read with the ownership rule.
@@ -55,6 +69,7 @@ type Index struct {
 	claims   map[string][]engine.Certificate // unproven markers, by claimed source
 	byName   map[string][]engine.Certificate // certificates that are not proven copies
 	byID     map[string]engine.Certificate
+	names    map[string][]string // lower-case name -> IDs
 	proven   []engine.Certificate
 }
 
@@ -64,7 +79,7 @@ func NewIndex(o *Owner, instance string, listing []engine.Certificate) *Index {
 		instance: instance, owner: o,
 		bySource: map[string][]engine.Certificate{}, byRoot: map[string][]engine.Certificate{},
 		claims: map[string][]engine.Certificate{}, byName: map[string][]engine.Certificate{},
-		byID: map[string]engine.Certificate{},
+		byID: map[string]engine.Certificate{}, names: map[string][]string{},
 	}
 	for _, c := range listing {
 		// A paged listing can return one certificate twice (it moved in the sort order
@@ -73,6 +88,7 @@ func NewIndex(o *Owner, instance string, listing []engine.Certificate) *Index {
 			continue
 		}
 		ix.byID[c.ID] = c
+		ix.names[strings.ToLower(c.Name)] = append(ix.names[strings.ToLower(c.Name)], c.ID)
 		switch {
 		case o.Proven(instance, c):
 			ix.bySource[c.Marker.Source] = append(ix.bySource[c.Marker.Source], c)
@@ -97,7 +113,7 @@ func Find(o *Owner, instance string, listing []engine.Certificate, s Subject) Fo
 
 // Lookup finds what the backup holds for source certificate s.
 func (ix *Index) Lookup(s Subject) Found {
-	var f Found
+	f := Found{names: ix.names}
 	copies := ix.copiesOf(s)
 	switch orig, isOrig := ix.byID[s.Origin]; {
 	case len(copies) > 0:

@@ -155,7 +155,11 @@ func (o *Owner) WantFor(t Holder, s Subject, f Found) engine.Labels {
 		l.Marker.Proof = o.Proof(t.Instance(), l.Marker, f.Copy.ID)
 		return l
 	default:
-		return o.Want(t, s, false, f.Copy.ID)
+		l := o.Want(t, s, false, f.Copy.ID)
+		if engine.NamesAreUnique(t) && !strings.EqualFold(l.Name, f.Copy.Name) && f.Taken(l.Name) {
+			l.Name = f.Copy.Name // the name is held by another certificate: keep the copy's own
+		}
+		return l
 	}
 }
 

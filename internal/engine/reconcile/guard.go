@@ -175,3 +175,6 @@ func (t guardedTarget) Delete(ctx context.Context, id string) error {
 	_, err := guarded(ctx, t.g, "delete", id, func() (struct{}, error) { return struct{}{}, t.Target.Delete(ctx, id) })
 	return err
 }
+
+// UniqueNames passes the guarded target's answer through (engine.UniqueNames).
+func (t guardedTarget) UniqueNames() bool { return engine.NamesAreUnique(t.Target) }

@@ -239,8 +239,16 @@ const importAttempts = 3
 // unknown whether the service imported it, it lists the backup and takes the copy it
 // finds; only when there is none does it import again.
 func (j *copyJob) importOnce(ctx context.Context) (*engine.Certificate, error) {
-	for attempt := 1; ; attempt++ {
-		imported, err := j.t.Import(ctx, j.e.Owner.Want(j.t, j.subj, false, ""), j.src.Material)
+	labels := j.e.Owner.Want(j.t, j.subj, false, "")
+	for n := 2; engine.NamesAreUnique(j.t) && j.found.Taken(labels.Name) && n < 10; n++ {
+		labels = j.renamed(n) // the name is held by another certificate (names are unique there)
+	}
+	for attempt, n := 1, 2; ; attempt++ {
+		imported, err := j.t.Import(ctx, labels, j.src.Material)
+		if errors.Is(err, engine.ErrConflict) && n < 10 {
+			labels, n = j.renamed(n), n+1 // taken since the listing, or unlisted: the next name
+			continue
+		}
 		if err == nil || !engine.IsAmbiguous(err) || attempt == importAttempts {
 			return imported, err
 		}
@@ -257,6 +265,14 @@ func (j *copyJob) importOnce(ctx context.Context) (*engine.Certificate, error) {
 		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 		}
 	}
+}
+
+// renamed is the import's labels with the name made distinct by n, for a backup where
+// the copy's name is held by a certificate that is not certbackup's.
+func (j *copyJob) renamed(n int) engine.Labels {
+	s := j.subj
+	s.Name = fmt.Sprintf("%s-%d", s.Name, n)
+	return j.e.Owner.Want(j.t, s, false, "")
 }
 
 // readCopy reads the copy before deciding what to write, unless the caller knows it
@@ -317,7 +333,13 @@ func (j *copyJob) updateLabels(ctx context.Context) error {
 	if engine.LabelsOf(current) == j.labels {
 		return nil
 	}
-	if err := j.t.UpdateLabels(ctx, j.found.Copy.ID, j.labels); err != nil {
+	err := j.t.UpdateLabels(ctx, j.found.Copy.ID, j.labels)
+	if errors.Is(err, engine.ErrConflict) && j.labels.Name != current.Name {
+		// The name is held by another certificate: keep the copy's own.
+		j.labels.Name = current.Name
+		err = j.t.UpdateLabels(ctx, j.found.Copy.ID, j.labels)
+	}
+	if err != nil {
 		return fmt.Errorf("update name and description: %w", err)
 	}
 	j.noteWrite(Updated)

@@ -287,3 +287,7 @@ func nullIfEmpty(s string) any {
 	}
 	return s
 }
+
+// UniqueNames: Secrets Manager refuses two secrets of one type and name in an
+// instance (engine.UniqueNames).
+func (Instance) UniqueNames() bool { return true }
