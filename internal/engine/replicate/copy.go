@@ -246,7 +246,14 @@ func (j *copyJob) importOnce(ctx context.Context) (*engine.Certificate, error) {
 	for attempt, n := 1, 2; ; attempt++ {
 		imported, err := j.t.Import(ctx, labels, j.src.Material)
 		if errors.Is(err, engine.ErrConflict) && n < 10 {
-			labels, n = j.renamed(n), n+1 // taken since the listing, or unlisted: the next name
+			// The name is taken: by a racing activation's copy of the same source (take
+			// it), or by a certificate that is not ours (import under the next name).
+			if all, lerr := j.t.List(ctx); lerr == nil {
+				if f := match.Find(j.e.Owner, j.t.Instance(), all, j.subj); f.Copy != nil && !f.Adopt && !f.Original {
+					return f.Copy, nil
+				}
+			}
+			labels, n = j.renamed(n), n+1
 			continue
 		}
 		if err == nil || !engine.IsAmbiguous(err) || attempt == importAttempts {
