@@ -208,15 +208,12 @@ func (w *world) holdersDomain(t testing.TB, id string) string {
 
 // TestFailbackOfRenewedManagedCertificate: a certificate that Secrets Manager manages
 // in S (a public_cert it orders, a private_cert it issues) is renewed in the promoted
-// region during the outage, where its copy is an imported_cert. On failback the renewal
-// must reach S, S must end with one certificate for it, and the run must not fail for
-// good: a failback that fails on every run leaves S behind for ever.
-//
-// The Secrets Manager analog of test/dr's TestFailbackOfRenewedOrderedCertificate (a
-// Certificate Manager ordered certificate): match.Index.Lookup takes the original as
-// the copy (Found.Original), replicate/copy.go updateMaterial reimports into it, and
-// Secrets Manager creates versions through the API only for imported_cert secrets:
-// 400 on every run.
+// region during the outage, where its copy is an imported_cert. On failback no import
+// can make the renewal win in S: Secrets Manager takes new versions through the API for
+// imported_cert secrets only. As for test/dr's ordered Certificate Manager original,
+// the failback must neither fail for good nor import a second certificate beside the
+// original: it leaves the original as it is, says why, and succeeds; an imported
+// certificate renewed in the same outage fails back.
 func TestFailbackOfRenewedManagedCertificate(t *testing.T) {
 	t.Parallel()
 	for _, k := range []string{publicBundled, private} {
@@ -225,17 +222,42 @@ func TestFailbackOfRenewedManagedCertificate(t *testing.T) {
 			w := newWorld(t, fromSM, 2, harness.CloudOptions{})
 			S, B, N := w.source, w.backups[0], w.backups[1]
 			all := []string{S, B, N}
-			id := w.add(t, "managed", k)
-			l := &logical{orig: id, newest: w.sourceMaterial(t, id).leaf, domain: w.holdersDomain(t, id)}
-			certs := []*logical{l}
+			managed := w.add(t, "managed", k)
+			plain := w.add(t, "plain", imported)
+			var certs []*logical
+			for _, id := range []string{managed, plain} {
+				certs = append(certs, &logical{orig: id, newest: w.sourceMaterial(t, id).leaf, domain: w.holdersDomain(t, id)})
+			}
 			w.drStep(t, "(a) first copy", all, certs, S, B)
+			before, err := w.cloud.SM.Get(S, secretID(managed))
+			require.NoError(t, err)
 			outage := w.cloud.SM.Inject(smsim.Fault{Instance: S, Status: 503})
 			w.drStep(t, "(b) restore B into N", all, certs, B, N)
 			w.drStep(t, "(c) N is the source", all, certs, N, B)
-			w.renewIn(t, N, l)
-			w.drStep(t, "(c) renewal in N", all, certs, N, B)
+			w.renewIn(t, N, certs[0])
+			w.renewIn(t, N, certs[1])
+			w.drStep(t, "(c) renewals in N", all, certs, N, B)
 			w.cloud.SM.RemoveFault(outage)
-			w.drStep(t, "(d) failback into S", all, certs, N, S)
+
+			code, rep, stderr := command(t, w.drEnv(all, N, S), "reconcile")
+			assert.Equal(t, cli.ExitOK, code, "the failback succeeds: %s %+v", stderr, rep.Failures)
+			said := false
+			for _, r := range rep.Results {
+				if r.CopyCRN == managed {
+					said = r.Outcome == "skipped" && r.Reason != ""
+					t.Logf("the managed original: %s, %q", r.Outcome, r.Reason)
+				}
+			}
+			assert.True(t, said, "the report says why the managed original is left as it is: %+v", rep.Results)
+			after, err := w.cloud.SM.Get(S, secretID(managed))
+			require.NoError(t, err)
+			assert.Equal(t, before.VersionsTotal, after.VersionsTotal, "the managed original is not written")
+			assert.Equal(t, before.Current().SerialNumber, after.Current().SerialNumber)
+			assert.Equal(t, 2, w.instanceSize(t, S), "nothing imported beside the originals")
+			hs := w.holders(t, S, certs[1].domain)
+			if assert.Len(t, hs, 1) {
+				assert.True(t, bytes.Equal(certs[1].newest, hs[0].leaf), "the imported certificate's renewal wins")
+			}
 		})
 	}
 }
