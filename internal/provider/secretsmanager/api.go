@@ -40,7 +40,9 @@ func secretCRN(instance string, v secretView) string {
 }
 
 func undecodable(op operation, subject string, creates bool) *Error {
-	return &Error{Op: op.name, CRN: subject, Message: "the response could not be decoded", ambiguous: creates}
+	// A 2xx whose body could not be read was cut on the way (or the service erred):
+	// trying again may succeed; a create happened, so it is ambiguous too.
+	return &Error{Op: op.name, CRN: subject, Message: "the response could not be decoded", ambiguous: creates, Retryable: true}
 }
 
 // listSecrets lists every certificate secret of the instance (metadata only).

@@ -402,7 +402,7 @@ func (c *Client) classify(ctx context.Context, op operation, subject string, tr 
 	switch {
 	case resp != nil && resp.StatusCode >= 200 && resp.StatusCode < 300:
 		// The service did it and the answer could not be read: a create happened.
-		e.StatusCode, e.Message, e.ambiguous = resp.StatusCode, "the response could not be decoded", op.creates
+		e.StatusCode, e.Message, e.ambiguous, e.Retryable = resp.StatusCode, "the response could not be decoded", op.creates, true
 	case resp != nil && resp.StatusCode != 0:
 		e.StatusCode = resp.StatusCode
 		e.Retryable = retryableStatus(resp.StatusCode)
