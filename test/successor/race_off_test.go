@@ -2,5 +2,4 @@
 
 package successor
 
-// raceEnabled: this binary is built with -race.
 const raceEnabled = false

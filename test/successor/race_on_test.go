@@ -2,5 +2,6 @@
 
 package successor
 
-// raceEnabled: this binary is built with -race.
+// raceEnabled: the race detector slows every call several times over, past the 8 s
+// that an Event Notifications request may take.
 const raceEnabled = true

@@ -229,7 +229,8 @@ func soak(t *testing.T, kind string) {
 			assert.Empty(t, l)
 		}
 	}
-	if kind == fromSM {
+	if kind == fromSM && !raceEnabled {
+		// (The race detector slows the CPU-bound decoding of listings several times.)
 		assert.Less(t, slowest, 10*time.Second, "every notification is answered within Event Notifications' 10 s")
 	}
 	afterStream := w.copyCounts(t, srcs)
