@@ -279,14 +279,14 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	s.mu.Lock()
-	latency := s.latency
-	f := s.takeFaultLocked(rt.op, rt.instance)
+	latency := s.Latency()
+	f := s.Take(rt.op, rt.instance)
 	s.mu.Unlock()
 	wait(r.Context(), latency)
 	if f != nil {
 		wait(r.Context(), f.Delay)
 	}
-	if f != nil && !f.AfterOp && f.replaces() {
+	if f != nil && !f.AfterOp && f.Replaces() {
 		s.writeFault(w, f, &entry)
 		return
 	}
@@ -299,7 +299,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	entry.handled = resp.status
 
-	if f != nil && f.AfterOp && f.replaces() {
+	if f != nil && f.AfterOp && f.Replaces() {
 		s.writeFault(w, f, &entry)
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"encoding/hex"
 	"fmt"
-	mrand "math/rand/v2"
 	"net/http"
 	"sort"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/devtools/simfault"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 )
 
@@ -70,6 +70,8 @@ type Options struct {
 // Simulator plays IAM and Certificate Manager instances. It is an http.Handler and is
 // safe for concurrent use.
 type Simulator struct {
+	*simfault.Set // faults and latency: Inject, RemoveFault, ClearFaults, SetLatency, SetSeed
+
 	now             func() time.Time
 	ca              *testpki.CA
 	account         string
@@ -83,11 +85,6 @@ type Simulator struct {
 	tokens    map[string]accessToken
 	refresh   map[string]string // refresh token -> API key
 	instances map[string]*instance
-
-	faults    []*activeFault
-	nextFault int
-	rng       *mrand.Rand
-	latency   time.Duration
 
 	log        []logEntry
 	deliveries []Delivery
@@ -155,7 +152,7 @@ func New(opts Options) (*Simulator, error) {
 	if seed == 0 {
 		seed = 1
 	}
-	s.rng = mrand.New(mrand.NewPCG(seed, seed))
+	s.Set = simfault.NewSet(seed)
 	return s, nil
 }
 

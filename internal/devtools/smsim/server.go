@@ -181,8 +181,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.instance != "" {
 		s.arrivals[rt.instance] = append(s.arrivals[rt.instance], arrival)
 	}
-	latency := s.latency
-	f := s.takeFaultLocked(rt.op, rt.instance)
+	latency := s.Latency()
+	f := s.Take(rt.op, rt.instance)
 	var limited *apiError
 	if s.rateLimit > 0 && rt.inst != nil {
 		if ok, after := rt.inst.rate.allow(arrival, s.rateLimit, time.Second); !ok {
@@ -195,7 +195,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f != nil {
 		wait(r.Context(), f.Delay)
 	}
-	if f != nil && !f.AfterOp && f.replaces() {
+	if f != nil && !f.AfterOp && f.Replaces() {
 		s.writeFault(w, f, &entry)
 		return
 	}
@@ -215,7 +215,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	entry.handled = resp.status
 
-	if f != nil && f.AfterOp && f.replaces() {
+	if f != nil && f.AfterOp && f.Replaces() {
 		s.writeFault(w, f, &entry)
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"regexp"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/certbackup/certbackup/internal/devtools/simfault"
 )
 
 // Role is an IAM service role on one Secrets Manager instance. Roles are ordered: each
@@ -75,6 +76,8 @@ type Options struct {
 // Simulator plays IAM and any number of Secrets Manager instances. It is an
 // http.Handler and is safe for concurrent use.
 type Simulator struct {
+	*simfault.Set // faults and latency: Inject, RemoveFault, ClearFaults, SetLatency, SetSeed
+
 	now           func() time.Time
 	account       string
 	tokenLifetime time.Duration
@@ -86,11 +89,6 @@ type Simulator struct {
 	refresh   map[string]string // refresh token -> API key
 	instances map[string]*instance
 	byPrefix  map[string]*instance // "/<region>/<guid>" -> instance
-
-	faults    []*activeFault
-	nextFault int
-	rng       *mrand.Rand
-	latency   time.Duration
 
 	log      []logEntry
 	arrivals map[string][]time.Time // instance CRN -> arrival times (real clock)
@@ -133,7 +131,7 @@ func New(opts Options) *Simulator {
 	if seed == 0 {
 		seed = 1
 	}
-	s.rng = mrand.New(mrand.NewPCG(seed, seed))
+	s.Set = simfault.NewSet(seed)
 	return s
 }
 
