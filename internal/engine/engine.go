@@ -155,8 +155,16 @@ func LabelsOf(c Certificate) Labels {
 // SameSerial compares serial numbers whatever their separators, case and leading zeros.
 func SameSerial(a, b string) bool { return normSerial(a) == normSerial(b) }
 
+// serialSeparators are dropped from serial numbers before they are compared (built
+// once: a reconcile compares thousands).
+var serialSeparators = strings.NewReplacer(":", "", "-", "", " ", "")
+
+// NormSerial is a serial number without separators, in lower case and without
+// leading zeros, for comparing and for binding proofs.
+func NormSerial(s string) string { return normSerial(s) }
+
 func normSerial(s string) string {
-	s = strings.ToLower(strings.NewReplacer(":", "", "-", "", " ", "").Replace(s))
+	s = strings.ToLower(serialSeparators.Replace(s))
 	if t := strings.TrimLeft(s, "0"); t != "" {
 		return t
 	}

@@ -188,7 +188,7 @@ func faultKinds() []fault {
 		{"503", smsim.Fault{Status: http.StatusServiceUnavailable}},
 		{"500 after the write", smsim.Fault{Status: http.StatusInternalServerError, AfterOp: true}},
 		{"connection reset", smsim.Fault{Drop: true}},
-		{"timeout", smsim.Fault{Delay: 900 * time.Millisecond}},
+		{"timeout", smsim.Fault{Delay: 1800 * time.Millisecond}},
 		{"412", smsim.Fault{Status: http.StatusPreconditionFailed}},
 	}
 }
@@ -214,11 +214,15 @@ func TestFaultsStopNothingElse(t *testing.T) {
 	}
 	for _, kind := range kinds {
 		for _, fk := range faultKinds() {
-			for _, scope := range []string{"one backup", "one certificate"} {
+			scopes := []string{"one backup", "one certificate"}
+			if kind == fromCM {
+				scopes = scopes[:1] // the per-certificate faults are on the Secrets Manager side alike
+			}
+			for _, scope := range scopes {
+				// One case at a time: each measures what the untouched backups did while
+				// one failed, within Event Notifications' time, and two cores shared by
+				// two dozen simulated clouds would measure the machine instead.
 				t.Run(fmt.Sprintf("%s/%s/%s", pairName(kind), fk.name, scope), func(t *testing.T) {
-					if !testing.Short() {
-						t.Parallel()
-					}
 					faultCase(t, kind, fk, scope)
 				})
 			}
@@ -253,7 +257,7 @@ func faultCase(t *testing.T, kind string, fk fault, scope string) {
 			f.Times = 5 // more than the client's retries: the pair fails
 		}
 	}
-	c := w.core(t, config.ModeNotify, nil, fastDeps(500*time.Millisecond))
+	c := w.core(t, config.ModeNotify, nil, fastDeps(time.Second))
 	w.resetLogs()
 	w.cloud.SM.Inject(f)
 	start := time.Now()

@@ -91,6 +91,8 @@ func soak(t *testing.T, kind string) {
 	// the soak's CPU.
 	n, changed, created, rounds := 1000, 40, 20, 4
 	switch {
+	case testing.Short() && raceEnabled: // CI's race run
+		n, changed, created, rounds = 200, 16, 8, 2
 	case testing.Short():
 		n, changed, created, rounds = 200, 30, 15, 3
 	case raceEnabled:

@@ -98,13 +98,7 @@ func (o *Owner) Proven(instance string, c engine.Certificate) bool {
 	return false
 }
 
-func serialKey(s string) string {
-	s = strings.ToLower(strings.NewReplacer(":", "", "-", "", " ", "").Replace(s))
-	if t := strings.TrimLeft(s, "0"); t != "" {
-		return t
-	}
-	return s
-}
+func serialKey(s string) string { return engine.NormSerial(s) }
 
 // Subject is a source certificate as the matching rule sees it.
 type Subject struct {
