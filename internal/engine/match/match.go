@@ -20,6 +20,7 @@ package match
 
 import (
 	"cmp"
+	"crypto/hmac"
 	"slices"
 	"strings"
 
@@ -46,6 +47,9 @@ type Found struct {
 	Conflicts []engine.Certificate
 	// names are the backup's names (lower case -> IDs), nil when nothing was listed.
 	names map[string][]string
+	// current: Copy's proof is the one the current key makes for its ID (a reconcile
+	// of unchanged copies need not make it again).
+	current bool
 }
 
 // Taken reports whether a name is held by another certificate of the backup than the
@@ -70,6 +74,7 @@ type Index struct {
 	byName   map[string][]engine.Certificate // certificates that are not proven copies
 	byID     map[string]engine.Certificate
 	names    map[string][]string // lower-case name -> IDs
+	current  map[string]bool     // IDs whose proof is the current key's, for their ID
 	proven   []engine.Certificate
 }
 
@@ -79,7 +84,7 @@ func NewIndex(o *Owner, instance string, listing []engine.Certificate) *Index {
 		instance: instance, owner: o,
 		bySource: map[string][]engine.Certificate{}, byRoot: map[string][]engine.Certificate{},
 		claims: map[string][]engine.Certificate{}, byName: map[string][]engine.Certificate{},
-		byID: map[string]engine.Certificate{}, names: map[string][]string{},
+		byID: map[string]engine.Certificate{}, names: map[string][]string{}, current: map[string]bool{},
 	}
 	for _, c := range listing {
 		// A paged listing can return one certificate twice (it moved in the sort order
@@ -89,8 +94,10 @@ func NewIndex(o *Owner, instance string, listing []engine.Certificate) *Index {
 		}
 		ix.byID[c.ID] = c
 		ix.names[strings.ToLower(c.Name)] = append(ix.names[strings.ToLower(c.Name)], c.ID)
+		current := c.Marker != nil && hmac.Equal([]byte(c.Marker.Proof), []byte(o.Proof(instance, *c.Marker, c.ID)))
 		switch {
-		case o.Proven(instance, c):
+		case current || o.Proven(instance, c):
+			ix.current[c.ID] = current
 			ix.bySource[c.Marker.Source] = append(ix.bySource[c.Marker.Source], c)
 			if root := c.Marker.Root(); root != c.Marker.Source {
 				ix.byRoot[root] = append(ix.byRoot[root], c)
@@ -118,6 +125,7 @@ func (ix *Index) Lookup(s Subject) Found {
 	switch orig, isOrig := ix.byID[s.Origin]; {
 	case len(copies) > 0:
 		f.Copy, f.Extra = &copies[0], copies[1:]
+		f.current = ix.current[f.Copy.ID]
 	case isOrig && s.Origin != s.ID && !ix.owner.Proven(ix.instance, orig):
 		f.Copy, f.Original = &orig, true
 	case len(ix.claims[s.ID]) > 0:

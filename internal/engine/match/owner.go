@@ -149,12 +149,27 @@ func (o *Owner) WantFor(t Holder, s Subject, f Found) engine.Labels {
 		l.Marker.Proof = o.Proof(t.Instance(), l.Marker, f.Copy.ID)
 		return l
 	default:
-		l := o.Want(t, s, false, f.Copy.ID)
+		var l engine.Labels
+		if m := f.Copy.Marker; f.current && m.Source == s.ID && m.Origin == originOf(s) && !m.Adopted {
+			// The copy carries the current key's proof for this very marker: the same
+			// labels without computing the proof again.
+			l = t.Fit(engine.Labels{Name: s.Name, Description: s.UserDescription, Marker: engine.Marker{Source: m.Source, Origin: m.Origin, Proof: m.Proof}})
+		} else {
+			l = o.Want(t, s, false, f.Copy.ID)
+		}
 		if engine.NamesAreUnique(t) && !strings.EqualFold(l.Name, f.Copy.Name) && f.Taken(l.Name) {
 			l.Name = f.Copy.Name // the name is held by another certificate: keep the copy's own
 		}
 		return l
 	}
+}
+
+// originOf is the Origin field a copy of s carries ("" when it is s itself).
+func originOf(s Subject) string {
+	if s.Origin != s.ID {
+		return s.Origin
+	}
+	return ""
 }
 
 // Want is the labels copy id (empty: a copy about to be imported) of s in t must have:
