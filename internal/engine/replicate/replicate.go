@@ -155,4 +155,7 @@ func failWith(r *PairResult, err error) {
 	r.Outcome = Failed
 	r.Message = err.Error()
 	r.ErrorClass = engine.ClassOf(err)
+	if r.ErrorClass == engine.ClassLocked {
+		r.Reason = engine.ClassLocked // the public contract's word for a locked copy
+	}
 }
