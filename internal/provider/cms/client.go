@@ -25,6 +25,7 @@ import (
 
 	"github.com/IBM/go-sdk-core/v5/core"
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/provider/retrypolicy"
 	"github.com/certbackup/certbackup/internal/provider/safeerr"
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -201,51 +202,10 @@ func (c *Client) service(base string) (*core.BaseService, error) {
 	s.SetHTTPClient(c.http)
 	if rt, ok := s.Client.Transport.(*retryablehttp.RoundTripper); ok {
 		rt.Client.RetryWaitMin = c.cfg.MinRetryInterval
-		rt.Client.CheckRetry = checkRetry
+		rt.Client.CheckRetry = retrypolicy.Check
 	}
 	c.services[base] = s
 	return s, nil
-}
-
-// notIdempotent marks a call that creates something (import, channel create): after a
-// network error or a 5xx the service may have done it before the answer was lost, and
-// sending it again would create a second one. Such a call is retried only when the
-// service said it did nothing (429); the caller looks before trying again.
-type notIdempotent struct{}
-
-// checkRetry is go-sdk-core's policy (429, 5xx, network) bounded by the context: a
-// Retry-After that ends after the deadline is not waited for, because the wait could
-// only end in a deadline error and the caller is better served by a prompt 429.
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	retry, perr := core.IBMCloudSDKRetryPolicy(ctx, resp, err)
-	if !retry || perr != nil {
-		return retry, perr
-	}
-	if ctx.Value(notIdempotent{}) != nil && (err != nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests) {
-		return false, nil
-	}
-	if resp != nil {
-		if d := retryAfter(resp.Header); d > 0 {
-			if dl, ok := ctx.Deadline(); ok && time.Now().Add(d).After(dl) {
-				return false, nil
-			}
-		}
-	}
-	return true, nil
-}
-
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
 }
 
 // operation is one kind of API call. Whether it may be resent after a failure is a
@@ -308,7 +268,7 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 		}
 	}
 	if k.op.creates {
-		ctx = context.WithValue(ctx, notIdempotent{}, true)
+		ctx = retrypolicy.Creating(ctx)
 	}
 	u, err := url.Parse(base + k.path)
 	if err != nil {
@@ -419,7 +379,7 @@ func (c *Client) noAuthService(base string) (*core.BaseService, error) {
 	s.SetHTTPClient(c.http)
 	if rt, ok := s.Client.Transport.(*retryablehttp.RoundTripper); ok {
 		rt.Client.RetryWaitMin = c.cfg.MinRetryInterval
-		rt.Client.CheckRetry = checkRetry
+		rt.Client.CheckRetry = retrypolicy.Check
 	}
 	c.services[key] = s
 	return s, nil
@@ -476,7 +436,7 @@ func (c *Client) classify(ctx context.Context, k call, resp *core.DetailedRespon
 	}
 	e.StatusCode = resp.StatusCode
 	e.Retryable = retryableStatus(resp.StatusCode)
-	e.RetryAfter = retryAfter(resp.Headers)
+	e.RetryAfter = retrypolicy.RetryAfter(resp.Headers)
 	if m, ok := resp.Result.(map[string]any); ok {
 		if msg, ok := m["message"].(string); ok {
 			e.Message = sanitize(msg)

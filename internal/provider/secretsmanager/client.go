@@ -32,6 +32,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/retrypolicy"
 	"github.com/certbackup/certbackup/internal/provider/safeerr"
 )
 
@@ -282,33 +283,13 @@ var (
 	opDelete   = operation{"delete", "Manager", false}
 )
 
-// createKey marks the context of a call whose operation creates something.
-type createKey struct{}
-
-// checkRetry is go-sdk-core's policy (429, 5xx but 501, network errors) with three
-// limits: a create is resent only after a 429, which proves nothing was created; a
-// Retry-After that ends after the deadline is not waited for, because the wait could
-// only end in a deadline error and the caller is better served by a prompt 429; and a
-// request the rate limit could not send in time is not tried again.
+// checkRetry is the providers' retry policy (retrypolicy.Check), and a request the
+// rate limit could not send in time is not tried again.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if errors.Is(err, errRateWait) {
 		return false, nil
 	}
-	retry, perr := core.IBMCloudSDKRetryPolicy(ctx, resp, err)
-	if !retry || perr != nil {
-		return retry, perr
-	}
-	if ctx.Value(createKey{}) != nil && (err != nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests) {
-		return false, nil
-	}
-	if resp != nil {
-		if d := retryAfter(resp.Header); d > 0 {
-			if dl, ok := ctx.Deadline(); ok && time.Now().Add(d).After(dl) {
-				return false, nil
-			}
-		}
-	}
-	return true, nil
+	return retrypolicy.Check(ctx, resp, err)
 }
 
 // sdkCall is one SDK method call; it returns the SDK's response and error.
@@ -344,7 +325,7 @@ func (c *Client) doOnce(ctx context.Context, op operation, instance, subject str
 	}
 	ctx = withTrace(ctx, tr)
 	if op.creates {
-		ctx = context.WithValue(ctx, createKey{}, true)
+		ctx = retrypolicy.Creating(ctx)
 	}
 	resp, err := call(ctx, st.svc)
 	if err == nil {
@@ -406,7 +387,7 @@ func (c *Client) classify(ctx context.Context, op operation, subject string, tr 
 	case resp != nil && resp.StatusCode != 0:
 		e.StatusCode = resp.StatusCode
 		e.Retryable = retryableStatus(resp.StatusCode)
-		e.RetryAfter = retryAfter(resp.Headers)
+		e.RetryAfter = retrypolicy.RetryAfter(resp.Headers)
 		e.forbidden = resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
 		e.ambiguous = op.creates && acted
 		e.Code, e.Message = serviceMessage(resp.Result)

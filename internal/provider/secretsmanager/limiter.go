@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/certbackup/certbackup/internal/provider/retrypolicy"
 )
 
 // jitterAllowance is how much later than it was sent a request may reach the service
@@ -109,7 +109,7 @@ func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if resp.StatusCode == http.StatusTooManyRequests {
 		d := defaultHold
 		if resp.Header.Get("Retry-After") != "" {
-			d = retryAfter(resp.Header)
+			d = retrypolicy.RetryAfter(resp.Header)
 		}
 		t.lim.hold(d)
 	}
@@ -151,19 +151,4 @@ func (t *trace) read() (attempts int, acted bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.attempts, t.acted
-}
-
-// retryAfter reads a Retry-After header: seconds, or an HTTP date.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
 }

@@ -3,7 +3,6 @@ package secretsmanager
 import (
 	"context"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -38,14 +37,6 @@ func TestLimiterSpacing(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	cancel()
 	assert.ErrorIs(t, l.wait(ctx), context.Canceled)
-}
-
-func TestRetryAfterHeader(t *testing.T) {
-	for v, want := range map[string]time.Duration{"": 0, "3": 3 * time.Second, "0": 0, "-1": 0, "soon": 0} {
-		assert.Equal(t, want, retryAfter(http.Header{"Retry-After": {v}}), v)
-	}
-	d := retryAfter(http.Header{"Retry-After": {time.Now().Add(5 * time.Second).UTC().Format(http.TimeFormat)}})
-	assert.InDelta(t, 5*time.Second, d, float64(2*time.Second))
 }
 
 func TestErrorText(t *testing.T) {
