@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/engine/match"
 	"github.com/certbackup/certbackup/internal/engine/replicate"
 	"github.com/certbackup/certbackup/test/harness"
@@ -20,27 +21,27 @@ import (
 // Manager rights: certbackup did not create it.
 func (f *fixture) foreignCert(t *testing.T, backup, name, description string, domains ...string) string {
 	t.Helper()
+	return f.s.Sim.Seed(backup, name, description, f.foreignIssue(domains))
+}
+
+// foreignIssue issues the foreign team's certificate (for domains, else a domain of its
+// own) and remembers its key for the secrets scan.
+func (f *fixture) foreignIssue(domains []string) *testpki.Issued {
 	if len(domains) == 0 {
 		f.seq++
 		domains = []string{fmt.Sprintf("f%d.foreign.example", f.seq)}
 	}
 	issued := f.s.Sim.CA().MustIssue(domains...)
 	f.keyPEMs = append(f.keyPEMs, issued.KeyPEM)
-	return f.s.Sim.Seed(backup, name, description, issued)
+	return issued
 }
 
 // foreignBelow is foreignCert with a CRN smaller than than.
 func (f *fixture) foreignBelow(t *testing.T, backup, than, name string, domains ...string) string {
 	t.Helper()
-	for range 64 {
-		id := f.foreignCert(t, backup, name, "", domains...)
-		if id < than {
-			return id
-		}
-		require.NoError(t, f.s.Sim.Delete(id))
-	}
-	t.Fatal("no smaller CRN in 64 tries")
-	return ""
+	id := f.s.Sim.SeedBelow(backup, than, name, "", f.foreignIssue(domains))
+	require.Less(t, id, than)
+	return id
 }
 
 // edit is the Writer's edit through the public API, with its Writer-only key.

@@ -509,3 +509,44 @@ func TestOrderAndRenewOverHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestSeedBesideAnotherCertificate: SeedBelow and SeedAbove place a certificate on the
+// side of another that a test asks for, every time, even next to the extreme CRNs
+// where a random draw would almost never land, and never on a CRN already taken.
+func TestSeedBesideAnotherCertificate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		suffix string
+		above  bool
+	}{
+		{"below a small CRN", "00000000000000000000000000000002", false},
+		{"above a large CRN", "fffffffffffffffffffffffffffffffd", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Options{})
+			inst := f.inst["us-south"]
+			than := inst[:len(inst)-1] + "certificate:" + tc.suffix
+			seed := func() string {
+				if tc.above {
+					return f.sim.SeedAbove(inst, than, "a", "", issue(t, "a.example.com"))
+				}
+				return f.sim.SeedBelow(inst, than, "b", "", issue(t, "b.example.com"))
+			}
+			ids := map[string]bool{}
+			for range 2 { // the two free CRNs on that side
+				id := seed()
+				assert.Equal(t, tc.above, id > than, "%s against %s", id, than)
+				ids[id] = true
+			}
+			assert.Len(t, ids, 2)
+			assert.Len(t, f.sim.Snapshot(inst), 2)
+			assert.Panics(t, func() { seed() }, "no free CRN is left on that side")
+			id := f.sim.Seed(inst, "next", "", issue(t, "n.example.com"))
+			assert.False(t, ids[id], "the failed placement is not left behind for the next certificate")
+		})
+	}
+	f := newFixture(t, Options{})
+	assert.Panics(t, func() {
+		f.sim.SeedBelow(f.inst["us-south"], "crn:v1:bluemix:public:cloudcerts:x", "c", "", issue(t, "c.example.com"))
+	}, "than is not a certificate of the instance")
+}

@@ -85,6 +85,7 @@ type Simulator struct {
 	tokens    map[string]accessToken
 	refresh   map[string]string // refresh token -> API key
 	instances map[string]*instance
+	placeID   func(*instance) string // set by seed for one addLocked; see nextIDLocked
 
 	log        []logEntry
 	deliveries []Delivery

@@ -1,8 +1,10 @@
 package cmsim
 
 import (
+	"crypto/rand"
 	"crypto/x509"
 	"fmt"
+	"math/big"
 	"net/http"
 	"slices"
 	"sort"
@@ -214,13 +216,24 @@ func (s *Simulator) addLocked(inst *instance, name, description string, v versio
 	if len(inst.certs) >= maxCertificates {
 		return nil, errorf(http.StatusBadRequest, codeLimitExceeded, "the instance already holds the maximum of %d certificates", maxCertificates)
 	}
-	id := inst.crn[:len(inst.crn)-1] + "certificate:" + randomHex(16)
-	for inst.certs[id] != nil {
-		id = inst.crn[:len(inst.crn)-1] + "certificate:" + randomHex(16)
-	}
+	id := s.nextIDLocked(inst)
 	c := &certificate{id: id, name: name, description: description, imported: imported, versions: []version{v}, lastModified: s.now()}
 	inst.certs[id] = c
 	return c, nil
+}
+
+// nextIDLocked is a new certificate's CRN in inst: random, unless a test places it
+// (SeedBelow, SeedAbove: placeID is set only while seed holds the lock).
+func (s *Simulator) nextIDLocked(inst *instance) string {
+	prefix := inst.crn[:len(inst.crn)-1] + "certificate:"
+	if s.placeID != nil {
+		return prefix + s.placeID(inst)
+	}
+	id := prefix + randomHex(16)
+	for inst.certs[id] != nil {
+		id = prefix + randomHex(16)
+	}
+	return id
 }
 
 // findCertLocked finds a certificate through the instance its CRN names.
@@ -348,6 +361,11 @@ func (s *Simulator) renewLocked(c *certificate, v version) *apiError {
 // description or material, or a full instance: those are bugs in the test. Expired
 // certificates are accepted, so tests can set up expired ones.
 func (s *Simulator) Seed(instanceCRN, name, description string, issued *testpki.Issued) (certCRN string) {
+	return s.seed(instanceCRN, name, description, issued, nil)
+}
+
+// seed is Seed with the new CRN's suffix chosen by place (nil: random).
+func (s *Simulator) seed(instanceCRN, name, description string, issued *testpki.Issued, place func(*instance) string) string {
 	if aerr := checkName(&name); aerr != nil {
 		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
 	}
@@ -364,11 +382,63 @@ func (s *Simulator) Seed(instanceCRN, name, description string, issued *testpki.
 	if !ok {
 		panic(fmt.Sprintf("simulator: Seed: unknown instance %s", instanceCRN))
 	}
+	s.placeID = place
+	defer func() { s.placeID = nil }() // before the unlock, and also when place panics
 	c, aerr := s.addLocked(inst, name, description, v, true)
 	if aerr != nil {
 		panic(fmt.Sprintf("simulator: Seed: %v", aerr))
 	}
 	return c.id
+}
+
+// SeedBelow is Seed with a CRN that sorts before than (a certificate of the same
+// instance), so that a test can put a certificate where a rule keeping the smallest
+// CRN would pick it without drawing random CRNs until one happens to fit.
+func (s *Simulator) SeedBelow(instanceCRN, than, name, description string, issued *testpki.Issued) (certCRN string) {
+	return s.seedBeside(instanceCRN, than, -1, name, description, issued)
+}
+
+// SeedAbove is Seed with a CRN that sorts after than.
+func (s *Simulator) SeedAbove(instanceCRN, than, name, description string, issued *testpki.Issued) (certCRN string) {
+	return s.seedBeside(instanceCRN, than, +1, name, description, issued)
+}
+
+// seedBeside seeds with a free CRN drawn uniformly between than's and the end of the
+// ID space on the side dir says. It panics when that side holds no free CRN.
+func (s *Simulator) seedBeside(instanceCRN, than string, dir int, name, description string, issued *testpki.Issued) string {
+	prefix := instanceCRN[:len(instanceCRN)-1] + "certificate:"
+	suffix, ok := strings.CutPrefix(than, prefix)
+	bound, parsed := new(big.Int).SetString(suffix, 16)
+	if !ok || !parsed || len(suffix) != 32 {
+		panic(fmt.Sprintf("simulator: seed beside %q: not a certificate of %s", than, instanceCRN))
+	}
+	return s.seed(instanceCRN, name, description, issued, func(inst *instance) string {
+		for range 1000 {
+			id := besideID(bound, dir)
+			if inst.certs[prefix+id] == nil {
+				return id
+			}
+		}
+		panic(fmt.Sprintf("simulator: seed beside %q: no free CRN on that side", than))
+	})
+}
+
+// besideID is a 32-digit hex ID strictly below bound (dir < 0) or above it.
+func besideID(bound *big.Int, dir int) string {
+	lo, span := new(big.Int), new(big.Int).Set(bound) // [0, bound)
+	if dir > 0 {
+		top := new(big.Int).Lsh(big.NewInt(1), 128)
+		lo.Add(bound, big.NewInt(1))
+		span.Sub(top, lo) // (bound, 2^128)
+	}
+	if span.Sign() <= 0 {
+		panic("simulator: no ID on that side")
+	}
+	n, err := rand.Int(rand.Reader, span)
+	if err != nil {
+		panic(fmt.Sprintf("simulator: %v", err))
+	}
+	return fmt.Sprintf("%032x", n.Add(n, lo))
 }
 
 // Order issues a certificate for domains in the instance at once, like a completed
