@@ -11,6 +11,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/config"
 	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/ibmapi"
 )
 
 // ExitUnconfirmed is test-channel's exit status when Certificate Manager accepted the
@@ -123,7 +124,7 @@ func checkCallbackURL(raw string) error {
 		return fmt.Errorf("%q is not an absolute URL", raw)
 	}
 	if u.Scheme != "https" {
-		if err := cms.ValidateEndpoint(raw); err != nil {
+		if err := ibmapi.ValidateEndpoint(raw); err != nil {
 			return fmt.Errorf("Certificate Manager calls only https endpoints: %w", err)
 		}
 	}

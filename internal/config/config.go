@@ -25,6 +25,7 @@ import (
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/ibmapi"
 	"github.com/certbackup/certbackup/internal/trigger/cmcallback"
 )
 
@@ -180,7 +181,7 @@ func Parse(params map[string]any) (*Config, error) {
 	if c.IAMURL == "" {
 		c.IAMURL = cms.DefaultIAMURL
 	}
-	if verr := cms.ValidateEndpoint(c.IAMURL); verr != nil {
+	if verr := ibmapi.ValidateEndpoint(c.IAMURL); verr != nil {
 		errs = append(errs, bad("iam_url", "%v", verr))
 	}
 
@@ -388,7 +389,7 @@ func endpoints(params map[string]any, name string) (map[string]string, error) {
 				return nil, bad(name, "a key is neither a region name nor an instance CRN")
 			}
 		}
-		if err := cms.ValidateEndpoint(s); err != nil {
+		if err := ibmapi.ValidateEndpoint(s); err != nil {
 			return nil, bad(name, "a URL is not allowed: %v", err)
 		}
 		out[key] = s

@@ -12,7 +12,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/config"
 	"github.com/certbackup/certbackup/internal/crn"
-	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/ibmapi"
 )
 
 const (
@@ -26,7 +26,7 @@ const (
 // json.Number (what a UseNumber decoder hands over). Parse must never panic, never
 // change its input, and either refuse (an ErrInvalid that quotes neither API key) or
 // return a configuration that satisfies every documented invariant: in particular every
-// URL the API key or a bearer token will be sent to passes cms.ValidateEndpoint.
+// URL the API key or a bearer token will be sent to passes ibmapi.ValidateEndpoint.
 func FuzzParse(f *testing.F) {
 	base := `"apikey":"k-123","source_instance_crn":"` + fuzzSrc + `","backup_instance_crns":"` + fuzzBk1 + `"`
 	for _, s := range []string{
@@ -119,9 +119,9 @@ func checkParse(t *testing.T, params map[string]any) {
 		seen[b] = true
 	}
 
-	require.NoError(t, cms.ValidateEndpoint(cfg.IAMURL), "iam_url %q", cfg.IAMURL)
+	require.NoError(t, ibmapi.ValidateEndpoint(cfg.IAMURL), "iam_url %q", cfg.IAMURL)
 	for region, u := range cfg.Endpoints {
-		require.NoError(t, cms.ValidateEndpoint(u), "endpoint %q", u)
+		require.NoError(t, ibmapi.ValidateEndpoint(u), "endpoint %q", u)
 		_, err := crn.Parse("crn:v1:bluemix:public:cloudcerts:" + region + ":a/x:y::")
 		require.NoError(t, err, "region %q", region)
 	}

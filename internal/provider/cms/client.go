@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,17 +24,13 @@ import (
 
 	"github.com/IBM/go-sdk-core/v5/core"
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/provider/ibmapi"
 	"github.com/certbackup/certbackup/internal/provider/retrypolicy"
 	"github.com/certbackup/certbackup/internal/provider/safeerr"
-	"github.com/hashicorp/go-retryablehttp"
 )
 
 // DefaultIAMURL is IBM Cloud IAM.
-const DefaultIAMURL = "https://iam.cloud.ibm.com"
-
-// MaxIdleConnsPerHost is the idle connections kept per host: the reconcile's largest
-// concurrency (reconcile.MaxConcurrency).
-const MaxIdleConnsPerHost = 64
+const DefaultIAMURL = ibmapi.DefaultIAMURL
 
 // PageSize is the page size the list operation asks for (what IBM's own clients use).
 const PageSize = 200
@@ -71,96 +66,27 @@ type Config struct {
 // It is safe for concurrent use.
 type Client struct {
 	cfg  Config
-	auth *core.IamAuthenticator
-	http *http.Client
+	conn *ibmapi.Conn
 	log  *slog.Logger
 
 	mu       sync.Mutex
 	services map[string]*core.BaseService // base URL → service
 }
 
-func init() {
-	// go-sdk-core logs through a process-wide logger; our own structured log says
-	// what happened, so its free-text lines are switched off.
-	core.SetLoggingLevel(core.LevelNone)
-}
-
 // New checks cfg and builds a client. It makes no call.
 func New(cfg Config) (*Client, error) {
-	if cfg.APIKey == "" {
-		return nil, errors.New("cms: an API key is required")
-	}
-	if cfg.IAMURL == "" {
-		cfg.IAMURL = DefaultIAMURL
-	}
-	if err := ValidateEndpoint(cfg.IAMURL); err != nil {
-		return nil, fmt.Errorf("cms: IAM URL: %w", err)
-	}
-	for key, u := range cfg.Endpoints {
-		if err := ValidateEndpoint(u); err != nil {
-			return nil, fmt.Errorf("cms: endpoint for %s: %w", key, err)
-		}
-	}
-	if cfg.MaxRetries == 0 {
-		cfg.MaxRetries = 3
-	}
-	if cfg.MinRetryInterval == 0 {
-		cfg.MinRetryInterval = 500 * time.Millisecond
-	}
-	if cfg.MaxRetryInterval == 0 {
-		cfg.MaxRetryInterval = 10 * time.Second
-	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = core.DefaultHTTPClient()
-		hc.Timeout = 30 * time.Second
-		if tr, ok := hc.Transport.(*http.Transport); ok {
-			// Keep as many idle connections as the reconcile runs calls at once, or
-			// each extra one is closed and redialled (a TLS handshake) every call.
-			tr.MaxIdleConnsPerHost = MaxIdleConnsPerHost
-		}
-	}
-	auth, err := core.NewIamAuthenticatorBuilder().
-		SetApiKey(cfg.APIKey).
-		SetURL(strings.TrimRight(cfg.IAMURL, "/")).
-		SetClient(hc).
-		Build()
+	conn, err := ibmapi.Dial(ibmapi.Settings{
+		APIKey: cfg.APIKey, IAMURL: cfg.IAMURL, Endpoints: cfg.Endpoints, HTTPClient: cfg.HTTPClient,
+		MaxRetries: cfg.MaxRetries, MinRetryInterval: cfg.MinRetryInterval, MaxRetryInterval: cfg.MaxRetryInterval,
+	})
 	if err != nil {
-		// The builder's message may quote the key; keep only our own words.
-		return nil, errors.New("cms: the API key is not valid for IAM (empty or quoted)")
+		return nil, fmt.Errorf("cms: %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg, auth: auth, http: hc, log: log, services: map[string]*core.BaseService{}}, nil
-}
-
-// ValidateEndpoint accepts https URLs, and http only on a loopback address, so that a
-// misconfiguration can never send the API key or a token in clear over a network.
-func ValidateEndpoint(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return errors.New("it is not an absolute URL")
-	}
-	if u.User != nil {
-		return errors.New("the URL must not carry credentials")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if host == "localhost" {
-			return nil
-		}
-		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-			return nil
-		}
-		return errors.New("it uses http on a non-loopback host; only https is allowed there")
-	default:
-		return errors.New("its scheme must be https")
-	}
+	return &Client{cfg: cfg, conn: conn, log: log, services: map[string]*core.BaseService{}}, nil
 }
 
 // BaseURL is the API base URL of instanceOrCert: the override for its instance CRN,
@@ -194,16 +120,11 @@ func (c *Client) service(base string) (*core.BaseService, error) {
 	if s, ok := c.services[base]; ok {
 		return s, nil
 	}
-	s, err := core.NewBaseService(&core.ServiceOptions{URL: base, Authenticator: c.auth})
+	s, err := core.NewBaseService(&core.ServiceOptions{URL: base, Authenticator: c.conn.Auth})
 	if err != nil {
 		return nil, fmt.Errorf("cms: service for %s: %w", base, err)
 	}
-	s.EnableRetries(c.cfg.MaxRetries, c.cfg.MaxRetryInterval)
-	s.SetHTTPClient(c.http)
-	if rt, ok := s.Client.Transport.(*retryablehttp.RoundTripper); ok {
-		rt.Client.RetryWaitMin = c.cfg.MinRetryInterval
-		rt.Client.CheckRetry = retrypolicy.Check
-	}
+	c.conn.Retrying(s, c.conn.HTTP, nil)
 	c.services[base] = s
 	return s, nil
 }
@@ -260,11 +181,11 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 	}
 	base, err := c.BaseURL(k.crn)
 	if err != nil {
-		return 0, &Error{Op: k.op.name, CRN: k.crn, Err: err, notSent: true}
+		return 0, notSent(k.op.name, k.crn, err)
 	}
 	if !k.noAuth {
-		if err := c.ensureToken(ctx); err != nil {
-			return statusOf(err), err
+		if err := c.conn.Token(ctx, service); err != nil {
+			return err.StatusCode, err
 		}
 	}
 	if k.op.creates {
@@ -272,7 +193,7 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 	}
 	u, err := url.Parse(base + k.path)
 	if err != nil {
-		return 0, &Error{Op: k.op.name, CRN: k.crn, Err: err}
+		return 0, notSent(k.op.name, k.crn, err)
 	}
 	rb := core.NewRequestBuilder(k.op.method).WithContext(ctx)
 	rb.URL = u
@@ -284,14 +205,14 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 	}
 	if k.body != nil {
 		if _, err := rb.SetBodyContentJSON(k.body); err != nil {
-			return 0, &Error{Op: k.op.name, CRN: k.crn, Err: errors.New("encode request body")}
+			return 0, notSent(k.op.name, k.crn, errors.New("encode request body"))
 		}
 		// go-sdk-core does not set it by itself, and the service rejects JSON without it.
 		rb.AddHeader("Content-Type", "application/json")
 	}
 	req, err := rb.Build()
 	if err != nil {
-		return 0, &Error{Op: k.op.name, CRN: k.crn, Err: errors.New("build request")}
+		return 0, notSent(k.op.name, k.crn, errors.New("build request"))
 	}
 	var svc *core.BaseService
 	if k.noAuth {
@@ -300,7 +221,7 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 		svc, err = c.service(base)
 	}
 	if err != nil {
-		return 0, &Error{Op: k.op.name, CRN: k.crn, Err: err}
+		return 0, notSent(k.op.name, k.crn, err)
 	}
 	// Decode straight into the result (a 1000-certificate listing is five pages of
 	// 200: decoding twice was most of the client's cost). Without a result the body is
@@ -320,7 +241,7 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 	resp, err := svc.Request(req, target)
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
-			return resp.StatusCode, errUndecodable(k.op.name, k.crn)
+			return resp.StatusCode, errUndecodable(k.op, k.crn, resp.StatusCode)
 		}
 		return c.classify(ctx, k, resp, err)
 	}
@@ -331,15 +252,17 @@ func (c *Client) doOnce(ctx context.Context, k call, result any) (int, error) {
 			_ = body.Close()
 			if err != nil {
 				// As when go-sdk-core reads it: a 2xx whose body could not be read.
-				return resp.StatusCode, errUndecodable(k.op.name, k.crn)
+				return resp.StatusCode, errUndecodable(k.op, k.crn, resp.StatusCode)
 			}
 		}
 	}
 	return resp.StatusCode, nil
 }
 
-func errUndecodable(op, crn string) *Error {
-	return &Error{Op: op, CRN: crn, Message: "the response could not be decoded", Err: errors.New("decode response")}
+// errUndecodable: the service answered 2xx, so it did what was asked, and the answer
+// cannot be read (a create happened: the caller must look for it).
+func errUndecodable(op operation, crn string, status int) *Error {
+	return apiError(op.name, crn).Undecodable(status, op.creates)
 }
 
 // rawBody is a result for doOnce that receives a 2xx response's body undecoded.
@@ -351,12 +274,12 @@ type rawBody struct {
 // decode decodes the body into v as go-sdk-core would: an empty body leaves v as it
 // is, and a body that is not JSON (by Content-Type or content) is an error; so is
 // data after the JSON value, which go-sdk-core's decoder would ignore.
-func (b *rawBody) decode(op, crn string, v any) error {
+func (b *rawBody) decode(op operation, crn string, v any) error {
 	if len(b.data) == 0 {
 		return nil
 	}
 	if !core.IsJSONMimeType(b.contentType) || json.Unmarshal(b.data, v) != nil {
-		return errUndecodable(op, crn)
+		return errUndecodable(op, crn, 0)
 	}
 	return nil
 }
@@ -375,56 +298,16 @@ func (c *Client) noAuthService(base string) (*core.BaseService, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.EnableRetries(c.cfg.MaxRetries, c.cfg.MaxRetryInterval)
-	s.SetHTTPClient(c.http)
-	if rt, ok := s.Client.Transport.(*retryablehttp.RoundTripper); ok {
-		rt.Client.RetryWaitMin = c.cfg.MinRetryInterval
-		rt.Client.CheckRetry = retrypolicy.Check
-	}
+	c.conn.Retrying(s, c.conn.HTTP, nil)
 	c.services[key] = s
 	return s, nil
 }
 
-// ensureToken gets (or reuses) the IAM token before the call, bounded by ctx:
-// go-sdk-core's token request ignores the context, so it runs in a goroutine that the
-// caller stops waiting for when its deadline comes.
-func (c *Client) ensureToken(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.auth.GetToken()
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			return nil
-		}
-		e := &Error{Op: "authenticate", Retryable: true, notSent: true}
-		var ae *core.AuthenticationError
-		if errors.As(err, &ae) && ae.Response != nil {
-			e.StatusCode = ae.Response.StatusCode
-			e.Retryable = retryableStatus(ae.Response.StatusCode)
-			if m, ok := ae.Response.Result.(map[string]any); ok {
-				if code, ok := m["errorCode"].(string); ok {
-					e.Code = sanitize(code)
-				}
-				if msg, ok := m["errorMessage"].(string); ok {
-					e.Message = "IAM: " + sanitize(msg)
-				}
-			}
-		} else {
-			e.Err = errors.New("IAM token request failed (network)")
-		}
-		return e
-	case <-ctx.Done():
-		return &Error{Op: "authenticate", Retryable: true, Err: ctx.Err(), notSent: true}
-	}
-}
-
 func (c *Client) classify(ctx context.Context, k call, resp *core.DetailedResponse, err error) (int, error) {
-	e := &Error{Op: k.op.name, CRN: k.crn}
+	e := apiError(k.op.name, k.crn)
 	if resp == nil || resp.StatusCode == 0 {
 		e.Retryable = true
+		e.Ambiguous = k.op.creates // sent, and no answer came back
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			e.Err = ctxErr
 		} else {
@@ -435,15 +318,16 @@ func (c *Client) classify(ctx context.Context, k call, resp *core.DetailedRespon
 		return 0, e
 	}
 	e.StatusCode = resp.StatusCode
-	e.Retryable = retryableStatus(resp.StatusCode)
+	e.Retryable = ibmapi.RetryableStatus(resp.StatusCode)
+	e.Ambiguous = k.op.creates && resp.StatusCode >= 500
 	e.RetryAfter = retrypolicy.RetryAfter(resp.Headers)
 	if m, ok := resp.Result.(map[string]any); ok {
 		if msg, ok := m["message"].(string); ok {
-			e.Message = sanitize(msg)
+			e.Message = safeerr.Message(msg)
 		}
 		switch code := m["code"].(type) {
 		case string:
-			e.Code = sanitize(code)
+			e.Code = safeerr.Message(code)
 		case float64:
 			e.Code = strconv.FormatFloat(code, 'f', -1, 64)
 		}
@@ -492,7 +376,7 @@ func (c *Client) ListCertificates(ctx context.Context, instance string) ([]Certi
 // waited for before ListCertificatePages returns.
 func (c *Client) ListCertificatePages(ctx context.Context, instance string, fn func([]Certificate) error) error {
 	if _, err := crn.ParseInstance(instance); err != nil {
-		return &Error{Op: "list", CRN: instance, Err: err}
+		return notSent("list", instance, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -517,7 +401,7 @@ func (c *Client) ListCertificatePages(ctx context.Context, instance string, fn f
 			next = c.fetchPage(ctx, instance, peekDoc, peekOrder)
 		}
 		var p listPage
-		if err := body.decode(opList.name, instance, &p); err != nil {
+		if err := body.decode(opList, instance, &p); err != nil {
 			return err
 		}
 		docID, orderBy := p.NextPageInfo.StartWithDocID, p.NextPageInfo.StartWithOrderByValue
@@ -536,11 +420,11 @@ func (c *Client) ListCertificatePages(ctx context.Context, instance string, fn f
 		}
 		cursor := docID + "\x00" + orderBy
 		if seen[cursor] {
-			return &Error{Op: "list", CRN: instance, Message: "the paging cursor repeated itself"}
+			return unusable("list", instance, "the paging cursor repeated itself")
 		}
 		seen[cursor] = true
 		if page+1 >= maxPages {
-			return &Error{Op: "list", CRN: instance, Message: fmt.Sprintf("more than %d pages", maxPages)}
+			return unusable("list", instance, fmt.Sprintf("more than %d pages", maxPages))
 		}
 		if next == nil {
 			next = c.fetchPage(ctx, instance, docID, orderBy)
@@ -610,7 +494,7 @@ func peekCursor(b *rawBody) (docID, orderBy string, ok bool) {
 // Download returns a certificate with its data (certificate, private key, intermediate).
 func (c *Client) Download(ctx context.Context, cert string) (*CertificateWithData, error) {
 	if _, err := crn.ParseCertificate(cert); err != nil {
-		return nil, &Error{Op: "download", CRN: cert, Err: err}
+		return nil, notSent("download", cert, err)
 	}
 	var out CertificateWithData
 	if err := c.do(ctx, call{op: opDownload, crn: cert, path: certPath("v2", cert, "")}, &out); err != nil {
@@ -622,7 +506,7 @@ func (c *Client) Download(ctx context.Context, cert string) (*CertificateWithDat
 // Metadata returns a certificate's metadata only.
 func (c *Client) Metadata(ctx context.Context, cert string) (*Certificate, error) {
 	if _, err := crn.ParseCertificate(cert); err != nil {
-		return nil, &Error{Op: "metadata", CRN: cert, Err: err}
+		return nil, notSent("metadata", cert, err)
 	}
 	var out Certificate
 	if err := c.do(ctx, call{op: opMetadata, crn: cert, path: certPath("v1", cert, "/metadata")}, &out); err != nil {
@@ -634,7 +518,7 @@ func (c *Client) Metadata(ctx context.Context, cert string) (*Certificate, error
 // Import creates a certificate in the instance.
 func (c *Client) Import(ctx context.Context, instance string, req ImportRequest) (*Certificate, error) {
 	if _, err := crn.ParseInstance(instance); err != nil {
-		return nil, &Error{Op: "import", CRN: instance, Err: err}
+		return nil, notSent("import", instance, err)
 	}
 	var out Certificate
 	if err := c.do(ctx, call{op: opImport, crn: instance, path: instancePath("v3", instance, "/certificates/import"), body: req}, &out); err != nil {
@@ -647,7 +531,7 @@ func (c *Client) Import(ctx context.Context, instance string, req ImportRequest)
 // version.
 func (c *Client) Reimport(ctx context.Context, cert string, data Data) (*Certificate, error) {
 	if _, err := crn.ParseCertificate(cert); err != nil {
-		return nil, &Error{Op: "reimport", CRN: cert, Err: err}
+		return nil, notSent("reimport", cert, err)
 	}
 	var out Certificate
 	if err := c.do(ctx, call{op: opReimport, crn: cert, path: certPath("v1", cert, ""), body: data}, &out); err != nil {
@@ -659,7 +543,7 @@ func (c *Client) Reimport(ctx context.Context, cert string, data Data) (*Certifi
 // UpdateMetadata sets a certificate's name and description.
 func (c *Client) UpdateMetadata(ctx context.Context, cert, name, description string) error {
 	if _, err := crn.ParseCertificate(cert); err != nil {
-		return &Error{Op: "update", CRN: cert, Err: err}
+		return notSent("update", cert, err)
 	}
 	body := map[string]string{"name": name, "description": description}
 	return c.do(ctx, call{op: opUpdate, crn: cert, path: certPath("v3", cert, ""), body: body}, nil)
@@ -668,7 +552,7 @@ func (c *Client) UpdateMetadata(ctx context.Context, cert, name, description str
 // Delete deletes a certificate.
 func (c *Client) Delete(ctx context.Context, cert string) error {
 	if _, err := crn.ParseCertificate(cert); err != nil {
-		return &Error{Op: "delete", CRN: cert, Err: err}
+		return notSent("delete", cert, err)
 	}
 	return c.do(ctx, call{op: opDelete, crn: cert, path: certPath("v2", cert, "")}, nil)
 }
@@ -677,7 +561,7 @@ func (c *Client) Delete(ctx context.Context, cert string) error {
 // called without a token, as IBM's samples do.
 func (c *Client) PublicKey(ctx context.Context, instance string) (string, error) {
 	if _, err := crn.ParseInstance(instance); err != nil {
-		return "", &Error{Op: "publickey", CRN: instance, Err: err}
+		return "", notSent("publickey", instance, err)
 	}
 	var out publicKeyResponse
 	q := url.Values{"keyFormat": {"pem"}}
@@ -685,7 +569,7 @@ func (c *Client) PublicKey(ctx context.Context, instance string) (string, error)
 		return "", err
 	}
 	if out.PublicKey == "" {
-		return "", &Error{Op: "publickey", CRN: instance, Message: "the response holds no publicKey"}
+		return "", unusable("publickey", instance, "the response holds no publicKey")
 	}
 	return out.PublicKey, nil
 }
@@ -693,7 +577,7 @@ func (c *Client) PublicKey(ctx context.Context, instance string) (string, error)
 // ListChannels lists the instance's notification channels.
 func (c *Client) ListChannels(ctx context.Context, instance string) ([]Channel, error) {
 	if _, err := crn.ParseInstance(instance); err != nil {
-		return nil, &Error{Op: "channels.list", CRN: instance, Err: err}
+		return nil, notSent("channels.list", instance, err)
 	}
 	var out []Channel
 	if err := c.do(ctx, call{op: opChannelsList, crn: instance, path: notificationsPath(instance, "/channels")}, &out); err != nil {
@@ -706,7 +590,7 @@ func (c *Client) ListChannels(ctx context.Context, instance string) ([]Channel, 
 // in 2018; the current API reference could not be read (docs/services/certificate-manager.md §2.2, §7).
 func (c *Client) CreateChannel(ctx context.Context, instance string, ch Channel) (*Channel, error) {
 	if _, err := crn.ParseInstance(instance); err != nil {
-		return nil, &Error{Op: "channels.create", CRN: instance, Err: err}
+		return nil, notSent("channels.create", instance, err)
 	}
 	body := map[string]any{"type": ch.Type, "endpoint": ch.Endpoint, "is_active": ch.IsActive}
 	var out Channel
@@ -721,10 +605,10 @@ func (c *Client) CreateChannel(ctx context.Context, instance string, ch Channel)
 // the operator to press "Test Connection" in the console.
 func (c *Client) TestChannel(ctx context.Context, instance, channelID string) error {
 	if _, err := crn.ParseInstance(instance); err != nil {
-		return &Error{Op: "channels.test", CRN: instance, Err: err}
+		return notSent("channels.test", instance, err)
 	}
 	if channelID == "" || strings.ContainsAny(channelID, "/?#") {
-		return &Error{Op: "channels.test", CRN: instance, Message: "invalid channel id"}
+		return notSent("channels.test", instance, errors.New("invalid channel id"))
 	}
 	return c.do(ctx, call{op: opChannelsTest, crn: instance, path: notificationsPath(instance, "/channels/"+url.PathEscape(channelID)+"/test")}, nil)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -116,7 +117,7 @@ func TestOperations(t *testing.T) {
 
 	require.NoError(t, f.client.Delete(ctx(t), imported.ID))
 	_, err = f.client.Download(ctx(t), imported.ID)
-	assert.True(t, cms.IsNotFound(err), "%v", err)
+	assert.True(t, errors.Is(err, engine.ErrNotFound), "%v", err)
 
 	pub, err := f.client.PublicKey(ctx(t), f.src)
 	require.NoError(t, err)
@@ -217,7 +218,7 @@ func TestErrorClasses(t *testing.T) {
 			var e *cms.Error
 			require.True(t, errors.As(err, &e), "%T %v", err, err)
 			assert.Equal(t, tt.status, e.StatusCode, err.Error())
-			assert.Equal(t, tt.retryable, cms.IsRetryable(err))
+			assert.Equal(t, tt.retryable, engine.IsRetryable(err))
 			assert.Equal(t, tt.op, e.Op)
 			assert.NotContains(t, err.Error(), "BEGIN")
 			assert.NotContains(t, err.Error(), apiKey)
@@ -231,8 +232,8 @@ func TestErrorClasses(t *testing.T) {
 		f.sim.ExpireTokens()
 		_, err = c.ListCertificates(ctx(t), f.src)
 		require.Error(t, err)
-		assert.Equal(t, 401, cms.StatusCode(err))
-		assert.False(t, cms.IsRetryable(err))
+		assert.Equal(t, 401, statusOf(err))
+		assert.False(t, engine.IsRetryable(err))
 		assert.Contains(t, err.Error(), f.src)
 	})
 }
@@ -267,8 +268,8 @@ func TestRetries(t *testing.T) {
 		_, err := f.client.ListCertificates(c, f.src)
 		require.Error(t, err)
 		assert.Less(t, time.Since(start), time.Second)
-		assert.Equal(t, 429, cms.StatusCode(err))
-		assert.True(t, cms.IsRetryable(err))
+		assert.Equal(t, 429, statusOf(err))
+		assert.True(t, engine.IsRetryable(err))
 		var e *cms.Error
 		require.True(t, errors.As(err, &e))
 		assert.Equal(t, 30*time.Second, e.RetryAfter)
@@ -284,7 +285,7 @@ func TestRetries(t *testing.T) {
 		_, err := f.client.Download(c, cert)
 		require.Error(t, err)
 		assert.Less(t, time.Since(start), 2*time.Second)
-		assert.True(t, cms.IsRetryable(err))
+		assert.True(t, engine.IsRetryable(err))
 	})
 	t.Run("slow reply past the deadline", func(t *testing.T) {
 		f.sim.ClearFaults()
@@ -294,7 +295,7 @@ func TestRetries(t *testing.T) {
 		_, err := f.client.Download(c, cert)
 		require.Error(t, err)
 		assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
-		assert.True(t, cms.IsRetryable(err))
+		assert.True(t, engine.IsRetryable(err))
 	})
 	t.Run("dropped connections are retried", func(t *testing.T) {
 		f.sim.ClearFaults()
@@ -309,7 +310,7 @@ func TestRetries(t *testing.T) {
 		defer f.sim.ClearFaults()
 		_, err := f.newClient(t, apiKey).ListCertificates(ctx(t), f.src)
 		require.Error(t, err)
-		assert.True(t, cms.IsRetryable(err), "%v", err)
+		assert.True(t, engine.IsRetryable(err), "%v", err)
 		assert.Equal(t, "authenticate", err.(*cms.Error).Op)
 	})
 	t.Run("500 exhausted is retryable with its status", func(t *testing.T) {
@@ -318,8 +319,8 @@ func TestRetries(t *testing.T) {
 		defer f.sim.ClearFaults()
 		_, err := f.client.ListCertificates(ctx(t), f.src)
 		require.Error(t, err)
-		assert.Equal(t, 500, cms.StatusCode(err))
-		assert.True(t, cms.IsRetryable(err))
+		assert.Equal(t, 500, statusOf(err))
+		assert.True(t, engine.IsRetryable(err))
 	})
 }
 
@@ -345,13 +346,7 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 	}
 }
 
-func TestValidateEndpoint(t *testing.T) {
-	for _, ok := range []string{"https://eu-de.certificate-manager.cloud.ibm.com", "http://127.0.0.1:8080/x", "http://localhost:1", "http://[::1]:9"} {
-		assert.NoError(t, cms.ValidateEndpoint(ok), ok)
-	}
-	for _, bad := range []string{"http://example.com", "ftp://x", "https://u:p@x", "not a url", "http://10.0.0.1"} {
-		assert.Error(t, cms.ValidateEndpoint(bad), bad)
-	}
+func TestEndpointsAreCheckedAtConstruction(t *testing.T) {
 	_, err := cms.New(cms.Config{APIKey: "k", Endpoints: map[string]string{"us-south": "http://example.com"}})
 	assert.Error(t, err, "an http override on a network host is refused at construction")
 }
@@ -386,7 +381,7 @@ func TestImportIsNotRetriedWhenItMayHaveHappened(t *testing.T) {
 				return
 			}
 			require.Error(t, err)
-			assert.Equal(t, tt.ambiguous, cms.IsAmbiguous(err), "%v", err)
+			assert.Equal(t, tt.ambiguous, engine.IsAmbiguous(err), "%v", err)
 		})
 	}
 	// Reads stay retried as before.
@@ -395,6 +390,15 @@ func TestImportIsNotRetriedWhenItMayHaveHappened(t *testing.T) {
 	_, err := f.client.ListCertificates(ctx(t), f.bk)
 	require.NoError(t, err)
 	assert.Equal(t, 2, f.sim.Count(cmsim.OpList, f.bk))
+
+	// An import that never left (its instance CRN does not parse) cannot have happened:
+	// not ambiguous, so the engine does not list and import again.
+	f.sim.ResetLog()
+	_, err = f.client.Import(ctx(t), "crn:v1:not-an-instance", req)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, engine.ErrNotSent)
+	assert.False(t, engine.IsAmbiguous(err), "%v", err)
+	assert.Zero(t, f.sim.Count(cmsim.OpImport, ""))
 }
 
 // TestListingRepeatsAreMerged: the listing is ordered by expires_on with a keyset
@@ -540,7 +544,7 @@ func TestListingStopsCleanly(t *testing.T) {
 			require.ErrorAs(t, err, &e)
 			assert.Equal(t, "list", e.Op)
 			assert.ErrorIs(t, err, context.Canceled)
-			assert.True(t, cms.IsRetryable(err))
+			assert.True(t, engine.IsRetryable(err))
 		}},
 	}
 	for _, tt := range tests {
@@ -642,8 +646,9 @@ func TestListingFollowsTheDecodedCursor(t *testing.T) {
 	assert.Zero(t, pageFetches(t))
 }
 
-// TestListingUndecodable: a 2xx list page that is not JSON is a permanent error that
-// says so, as for every other call.
+// TestListingUndecodable: a 2xx list page that is not JSON is an error that says so,
+// retryable (a garbled answer may not come again) and, a listing creating nothing,
+// not ambiguous: the one rule of both providers (ibmapi.Error.Undecodable).
 func TestListingUndecodable(t *testing.T) {
 	for name, write := range map[string]func(w http.ResponseWriter){
 		"not JSON by Content-Type": func(w http.ResponseWriter) {
@@ -660,7 +665,17 @@ func TestListingUndecodable(t *testing.T) {
 			require.ErrorAs(t, err, &e)
 			assert.Equal(t, "the response could not be decoded", e.Message)
 			assert.Equal(t, "list", e.Op)
-			assert.False(t, cms.IsRetryable(err))
+			assert.True(t, engine.IsRetryable(err))
+			assert.False(t, engine.IsAmbiguous(err))
 		})
 	}
+}
+
+// statusOf is the HTTP status of a failed call, 0 when there was none.
+func statusOf(err error) int {
+	var e *cms.Error
+	if errors.As(err, &e) {
+		return e.StatusCode
+	}
+	return 0
 }

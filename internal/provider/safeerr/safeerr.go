@@ -51,6 +51,15 @@ type safe string
 
 func (s safe) Error() string { return string(s) }
 
+// Own marks err's text as certbackup's own words (naming nothing secret), which Cause
+// then prints as it is; errors.Is and errors.As still see err.
+func Own(err error) error { return &own{err} }
+
+type own struct{ err error }
+
+func (o *own) Error() string { return o.err.Error() }
+func (o *own) Unwrap() error { return o.err }
+
 // NetworkError is Network(err) as an error that Network gives back unchanged.
 func NetworkError(err error) error { return safe(Network(err)) }
 
@@ -89,12 +98,16 @@ func Network(err error) string {
 	}
 }
 
-// Cause renders a failure's cause: a transport error as Network does, anything else
-// (our own words) through Message.
+// Cause renders a failure's cause: words marked Own as they are, a transport error as
+// Network does, anything else through Message.
 func Cause(err error) string {
 	var ue *url.Error
 	var ne net.Error
 	var errno syscall.Errno
+	var words *own
+	if errors.As(err, &words) {
+		return words.Error()
+	}
 	var own safe
 	if errors.As(err, &own) || errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &errno) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -64,3 +64,14 @@ func TestCause(t *testing.T) {
 	assert.Equal(t, "network error", Cause(&url.Error{Op: "Get", URL: "https://" + pasted, Err: errors.New(pasted)}))
 	assert.Equal(t, Withheld, Cause(errors.New("apikey "+pasted)))
 }
+
+// TestOwn: words marked as certbackup's own are printed as they are, even wrapping a
+// deadline (which alone prints as its kind), and still answer errors.Is.
+func TestOwn(t *testing.T) {
+	sentinel := errors.New("the rate limit would delay the call past its deadline")
+	err := fmt.Errorf("call: %w", Own(fmt.Errorf("%w: %w", sentinel, context.DeadlineExceeded)))
+	assert.Equal(t, "the rate limit would delay the call past its deadline: context deadline exceeded", Cause(err))
+	assert.ErrorIs(t, err, sentinel)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, "deadline exceeded", Cause(fmt.Errorf("call: %w", context.DeadlineExceeded)))
+}

@@ -11,6 +11,7 @@ import (
 	sm "github.com/IBM/secrets-manager-go-sdk/v2/secretsmanagerv2"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/provider/safeerr"
 )
 
 // The API operations, one SDK call each, returning secrets as secretView. Each takes
@@ -20,7 +21,7 @@ import (
 // it.
 func secretID(op operation, instance, secret string) (string, *Error) {
 	if !crn.SecretBelongsTo(secret, instance) {
-		return "", &Error{Op: op.name, CRN: secret, Message: "not a secret CRN of instance " + instance, notSent: true}
+		return "", notSent(op, secret, nil, "not a secret CRN of instance "+instance)
 	}
 	p, _ := crn.ParseSecret(secret)
 	return strings.ToLower(p.SecretID), nil
@@ -39,10 +40,9 @@ func secretCRN(instance string, v secretView) string {
 	return p.Secret(v.ID).String()
 }
 
+// undecodable: a 2xx whose body could not be read (ibmapi.Error.Undecodable).
 func undecodable(op operation, subject string, creates bool) *Error {
-	// A 2xx whose body could not be read was cut on the way (or the service erred):
-	// trying again may succeed; a create happened, so it is ambiguous too.
-	return &Error{Op: op.name, CRN: subject, Message: "the response could not be decoded", ambiguous: creates, Retryable: true}
+	return apiError(op, subject).Undecodable(0, creates)
 }
 
 // listSecrets lists every certificate secret of the instance (metadata only).
@@ -60,8 +60,9 @@ func (c *Client) listSecrets(ctx context.Context, instance string) ([]secretView
 		case !shifted:
 			return views, nil
 		case attempt == listAttempts:
-			return nil, &Error{Op: opList.name, CRN: instance, Retryable: true,
-				Message: fmt.Sprintf("the instance's secrets changed while they were listed, %d times in a row", listAttempts)}
+			e := apiError(opList, instance)
+			e.Retryable, e.Message = true, fmt.Sprintf("the instance's secrets changed while they were listed, %d times in a row", listAttempts)
+			return nil, e
 		}
 	}
 }
@@ -99,7 +100,9 @@ func (c *Client) listOnce(ctx context.Context, instance string) (out []secretVie
 		}
 		offset += len(page.Secrets) - 1
 		if offset > maxOffset {
-			return nil, false, &Error{Op: opList.name, CRN: instance, Message: fmt.Sprintf("more secrets than an offset of %d reaches", maxOffset)}
+			e := apiError(opList, instance)
+			e.Message = fmt.Sprintf("more secrets than an offset of %d reaches", maxOffset)
+			return nil, false, e
 		}
 	}
 }
@@ -231,7 +234,7 @@ func (c *Client) groupID(ctx context.Context, instance string) (string, error) {
 	}
 	st, err := c.state(instance)
 	if err != nil {
-		return "", &Error{Op: opGroups.name, CRN: instance, Err: err, notSent: true}
+		return "", notSent(opGroups, instance, err, "")
 	}
 	st.groupMu.Lock()
 	defer st.groupMu.Unlock()
@@ -257,8 +260,7 @@ func (c *Client) groupID(ctx context.Context, instance string) (string, error) {
 			return st.groupID, nil
 		}
 	}
-	return "", &Error{Op: opGroups.name, CRN: instance, notSent: true,
-		Err: fmt.Errorf("%w: the instance has no secret group named %q (secret_group); create it or configure another", ErrNoSecretGroup, name)}
+	return "", notSent(opGroups, instance, safeerr.Own(fmt.Errorf("%w: the instance has no secret group named %q (secret_group); create it or configure another", ErrNoSecretGroup, name)), "")
 }
 
 // forgetGroup drops the remembered group id (after the service refused it: the group

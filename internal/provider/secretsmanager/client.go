@@ -17,7 +17,6 @@ package secretsmanager
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,17 +27,16 @@ import (
 
 	"github.com/IBM/go-sdk-core/v5/core"
 	sm "github.com/IBM/secrets-manager-go-sdk/v2/secretsmanagerv2"
-	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/certbackup/certbackup/internal/crn"
-	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/ibmapi"
 	"github.com/certbackup/certbackup/internal/provider/retrypolicy"
 	"github.com/certbackup/certbackup/internal/provider/safeerr"
 )
 
 // Defaults of Config.
 const (
-	DefaultIAMURL            = cms.DefaultIAMURL
+	DefaultIAMURL            = ibmapi.DefaultIAMURL
 	DefaultRequestsPerSecond = 20 // IBM: "keep the rate below 20 req/s" per instance
 	DefaultSecretGroup       = "default"
 	DefaultTimeout           = 2 * time.Minute // a call's deadline when its context has none
@@ -91,8 +89,7 @@ type Config struct {
 // for concurrent use.
 type Client struct {
 	cfg  Config
-	auth *core.IamAuthenticator
-	http *http.Client
+	conn *ibmapi.Conn
 	log  *slog.Logger
 	now  func() time.Time
 
@@ -110,37 +107,8 @@ type instanceState struct {
 	groupID string
 }
 
-func init() {
-	// go-sdk-core logs through a process-wide logger; our own structured log says what
-	// happened, so its free-text lines are switched off.
-	core.SetLoggingLevel(core.LevelNone)
-}
-
 // New checks cfg and builds a client. It makes no call.
 func New(cfg Config) (*Client, error) {
-	if cfg.APIKey == "" {
-		return nil, errors.New("secretsmanager: an API key is required")
-	}
-	if cfg.IAMURL == "" {
-		cfg.IAMURL = DefaultIAMURL
-	}
-	if err := cms.ValidateEndpoint(cfg.IAMURL); err != nil {
-		return nil, fmt.Errorf("secretsmanager: IAM URL: %w", err)
-	}
-	for key, u := range cfg.Endpoints {
-		if err := cms.ValidateEndpoint(u); err != nil {
-			return nil, fmt.Errorf("secretsmanager: endpoint for %s: %w", key, err)
-		}
-	}
-	if cfg.MaxRetries == 0 {
-		cfg.MaxRetries = 3
-	}
-	if cfg.MinRetryInterval == 0 {
-		cfg.MinRetryInterval = 500 * time.Millisecond
-	}
-	if cfg.MaxRetryInterval == 0 {
-		cfg.MaxRetryInterval = 10 * time.Second
-	}
 	if cfg.RequestsPerSecond < 0 {
 		return nil, errors.New("secretsmanager: RequestsPerSecond must not be negative")
 	}
@@ -150,37 +118,18 @@ func New(cfg Config) (*Client, error) {
 	if cfg.SecretGroup == "" {
 		cfg.SecretGroup = DefaultSecretGroup
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = core.DefaultHTTPClient()
-		hc.Timeout = 30 * time.Second
-		if tr, ok := hc.Transport.(*http.Transport); ok {
-			tr.MaxIdleConnsPerHost = cms.MaxIdleConnsPerHost
-		}
-	}
-	if tr, ok := hc.Transport.(*http.Transport); ok {
-		// What go-sdk-core's SetHTTPClient does to a client, which it cannot see through
-		// the rate limit's wrapper: TLS 1.2 at least. Done here, before any request.
-		if tr.TLSClientConfig == nil {
-			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		} else if tr.TLSClientConfig.MinVersion < tls.VersionTLS12 {
-			tr.TLSClientConfig.MinVersion = tls.VersionTLS12
-		}
-	}
-	auth, err := core.NewIamAuthenticatorBuilder().
-		SetApiKey(cfg.APIKey).
-		SetURL(strings.TrimRight(cfg.IAMURL, "/")).
-		SetClient(hc).
-		Build()
+	conn, err := ibmapi.Dial(ibmapi.Settings{
+		APIKey: cfg.APIKey, IAMURL: cfg.IAMURL, Endpoints: cfg.Endpoints, HTTPClient: cfg.HTTPClient,
+		MaxRetries: cfg.MaxRetries, MinRetryInterval: cfg.MinRetryInterval, MaxRetryInterval: cfg.MaxRetryInterval,
+	})
 	if err != nil {
-		// The builder's message may quote the key; keep only our own words.
-		return nil, errors.New("secretsmanager: the API key is not valid for IAM (empty or quoted)")
+		return nil, fmt.Errorf("secretsmanager: %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg, auth: auth, http: hc, log: log, now: time.Now, instances: map[crn.Instance]*instanceState{}}, nil
+	return &Client{cfg: cfg, conn: conn, log: log, now: time.Now, instances: map[crn.Instance]*instanceState{}}, nil
 }
 
 // SecretGroup is the name of the group copies go into.
@@ -232,17 +181,12 @@ func (c *Client) state(instance string) (*instanceState, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := sm.NewSecretsManagerV2(&sm.SecretsManagerV2Options{URL: base, Authenticator: c.auth})
+	svc, err := sm.NewSecretsManagerV2(&sm.SecretsManagerV2Options{URL: base, Authenticator: c.conn.Auth})
 	if err != nil {
 		return nil, errors.New("the SDK refused the instance's base URL")
 	}
 	lim := newLimiter(c.cfg.RequestsPerSecond)
-	svc.Service.EnableRetries(c.cfg.MaxRetries, c.cfg.MaxRetryInterval)
-	svc.Service.SetHTTPClient(c.limitedClient(lim))
-	if rt, ok := svc.Service.Client.Transport.(*retryablehttp.RoundTripper); ok {
-		rt.Client.RetryWaitMin = c.cfg.MinRetryInterval
-		rt.Client.CheckRetry = checkRetry
-	}
+	c.conn.Retrying(svc.Service, c.limitedClient(lim), checkRetry)
 	st := &instanceState{svc: svc, lim: lim}
 	c.instances[id] = st
 	return st, nil
@@ -251,15 +195,16 @@ func (c *Client) state(instance string) (*instanceState, error) {
 // limitedClient is the configured HTTP client with every request (each attempt) going
 // through lim first. It shares the configured client's transport and connections.
 func (c *Client) limitedClient(lim *limiter) *http.Client {
-	base := c.http.Transport
+	hc := c.conn.HTTP
+	base := hc.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	return &http.Client{
 		Transport:     &limitedTransport{base: base, lim: lim},
-		Timeout:       c.http.Timeout,
-		CheckRedirect: c.http.CheckRedirect,
-		Jar:           c.http.Jar,
+		Timeout:       hc.Timeout,
+		CheckRedirect: hc.CheckRedirect,
+		Jar:           hc.Jar,
 	}
 }
 
@@ -317,9 +262,9 @@ func (c *Client) doOnce(ctx context.Context, op operation, instance, subject str
 	}
 	st, err := c.state(instance)
 	if err != nil {
-		return 0, &Error{Op: op.name, CRN: subject, Err: err, notSent: true}
+		return 0, notSent(op, subject, err, "")
 	}
-	if err := c.ensureToken(ctx); err != nil {
+	if err := c.conn.Token(ctx, service); err != nil {
 		err.Op, err.CRN = op.name, subject
 		return err.StatusCode, err
 	}
@@ -338,69 +283,29 @@ func (c *Client) doOnce(ctx context.Context, op operation, instance, subject str
 	return e.StatusCode, e
 }
 
-// ensureToken gets (or reuses) the IAM token before the call, bounded by ctx:
-// go-sdk-core's token request ignores the context, so it runs in a goroutine that the
-// caller stops waiting for when its deadline comes.
-func (c *Client) ensureToken(ctx context.Context) *Error {
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.auth.GetToken()
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			return nil
-		}
-		e := &Error{Retryable: true, notSent: true, Message: "IAM did not issue a token"}
-		var ae *core.AuthenticationError
-		if errors.As(err, &ae) && ae.Response != nil {
-			e.StatusCode = ae.Response.StatusCode
-			e.Retryable = retryableStatus(ae.Response.StatusCode)
-			// IAM answers 400 to an API key it does not know: the credentials are refused.
-			e.forbidden = ae.Response.StatusCode >= 400 && ae.Response.StatusCode < 500 && ae.Response.StatusCode != http.StatusTooManyRequests
-			if m, ok := ae.Response.Result.(map[string]any); ok {
-				if code, ok := m["errorCode"].(string); ok {
-					e.Code = sanitize(code)
-				}
-				if msg, ok := m["errorMessage"].(string); ok {
-					e.Message = "IAM: " + sanitize(msg)
-				}
-			}
-		} else {
-			e.Err = errors.New("the IAM token request failed (network)")
-		}
-		return e
-	case <-ctx.Done():
-		return &Error{Retryable: true, Err: ctx.Err(), notSent: true, Message: "waiting for an IAM token"}
-	}
-}
-
 // classify turns a failed SDK call into an *Error.
 func (c *Client) classify(ctx context.Context, op operation, subject string, tr *trace, resp *core.DetailedResponse, err error) *Error {
 	attempts, acted := tr.read()
-	e := &Error{Op: op.name, CRN: subject, Role: op.role}
+	e := apiError(op, subject)
 	switch {
 	case resp != nil && resp.StatusCode >= 200 && resp.StatusCode < 300:
-		// The service did it and the answer could not be read: a create happened.
-		e.StatusCode, e.Message, e.ambiguous, e.Retryable = resp.StatusCode, "the response could not be decoded", op.creates, true
+		return e.Undecodable(resp.StatusCode, op.creates)
 	case resp != nil && resp.StatusCode != 0:
 		e.StatusCode = resp.StatusCode
-		e.Retryable = retryableStatus(resp.StatusCode)
+		e.Retryable = ibmapi.RetryableStatus(resp.StatusCode)
 		e.RetryAfter = retrypolicy.RetryAfter(resp.Headers)
-		e.forbidden = resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
-		e.ambiguous = op.creates && acted
+		e.Ambiguous = op.creates && acted
 		e.Code, e.Message = serviceMessage(resp.Result)
 		if id := resp.Headers.Get("X-Correlation-Id"); id != "" && e.Message != "" {
 			e.Message += " (trace " + sanitize(id) + ")"
 		}
 	default:
 		e.Retryable = true
-		e.notSent = attempts == 0
-		e.ambiguous = op.creates && acted
+		e.NotSent = attempts == 0
+		e.Ambiguous = op.creates && acted
 		switch {
 		case errors.Is(err, errRateWait):
-			e.Err = fmt.Errorf("%w: %w", errRateWait, context.DeadlineExceeded)
+			e.Err = safeerr.Own(fmt.Errorf("%w: %w", errRateWait, context.DeadlineExceeded))
 		case ctx.Err() != nil:
 			e.Err = ctx.Err()
 		default:

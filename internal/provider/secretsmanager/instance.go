@@ -83,11 +83,13 @@ func (i Instance) Download(ctx context.Context, id string) (*engine.Downloaded, 
 	c := toEngine(v, secretCRN(i.CRN, v), i.Client.now())
 	switch {
 	case !isCertificateType(v.SecretType):
-		return nil, &Error{Op: opDownload.name, CRN: id, Message: c.StateReason + ": nothing to copy", inactive: true}
+		return nil, inactive(id, c.StateReason+": nothing to copy")
 	case v.State == nil || *v.State != stateActive:
-		return nil, &Error{Op: opDownload.name, CRN: id, Message: "the secret is not active (" + c.StateReason + "): it has no certificate to copy", inactive: true}
+		return nil, inactive(id, "the secret is not active ("+c.StateReason+"): it has no certificate to copy")
 	case v.Certificate == "":
-		return nil, &Error{Op: opDownload.name, CRN: id, Message: "the answer holds no certificate"}
+		e := apiError(opDownload, id)
+		e.Message = "the answer holds no certificate"
+		return nil, e
 	}
 	return &engine.Downloaded{Certificate: c, Material: materialOf(v)}, nil
 }

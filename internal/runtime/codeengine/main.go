@@ -17,7 +17,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/app"
 	"github.com/certbackup/certbackup/internal/config"
-	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/ibmapi"
 )
 
 // Exit codes of Main.
@@ -104,7 +104,7 @@ func listenAddr(port string) (string, error) {
 // of every request, so that connections and IAM tokens are reused.
 func deps(logger *slog.Logger) app.Deps {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = cms.MaxIdleConnsPerHost
+	tr.MaxIdleConnsPerHost = ibmapi.MaxIdleConnsPerHost
 	return app.Deps{Logger: logger, HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: tr}}
 }
 

@@ -26,7 +26,7 @@ import (
 	"github.com/certbackup/certbackup/internal/app"
 	"github.com/certbackup/certbackup/internal/config"
 	"github.com/certbackup/certbackup/internal/engine/reconcile"
-	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/ibmapi"
 )
 
 // Meta is what the runtime tells about the activation.
@@ -70,7 +70,7 @@ func New(o Options) *Action {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		// As many idle connections per host as the reconcile runs calls at once: the
 		// default two would make every extra call dial (and handshake) again.
-		tr.MaxIdleConnsPerHost = cms.MaxIdleConnsPerHost
+		tr.MaxIdleConnsPerHost = ibmapi.MaxIdleConnsPerHost
 		h = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	a.deps = app.Deps{Logger: a.log, HTTPClient: h, MinRetryInterval: o.MinRetryInterval, MaxRetryInterval: o.MaxRetryInterval, Now: a.now}

@@ -31,7 +31,7 @@ import (
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/match"
-	"github.com/certbackup/certbackup/internal/provider/cms"
+	"github.com/certbackup/certbackup/internal/provider/ibmapi"
 	"github.com/certbackup/certbackup/internal/provider/secretsmanager"
 )
 
@@ -204,7 +204,7 @@ func iamToken(tb testing.TB, srv *smsim.Server) string {
 // pooled client for every call.
 func httpClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = cms.MaxIdleConnsPerHost
+	tr.MaxIdleConnsPerHost = ibmapi.MaxIdleConnsPerHost
 	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
 }
 
