@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/devtools/simrate"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 )
 
@@ -291,7 +292,7 @@ func (s *Simulator) handleReimport(r *http.Request, rt *route) response {
 	s.mu.Lock()
 	inst, c, aerr := s.certLocked(rt.region, rt.cert)
 	if aerr == nil {
-		aerr = c.reimports.limit(s.now(), perCertPerMinute, "at most 5 reimports per minute for the same certificate")
+		aerr = perMinute(&c.reimports, s.now(), perCertPerMinute, "at most 5 reimports per minute for the same certificate")
 	}
 	if aerr == nil {
 		aerr = bodyErr
@@ -318,7 +319,7 @@ func (s *Simulator) handleUpdate(r *http.Request, rt *route) response {
 	defer s.mu.Unlock()
 	_, c, aerr := s.certLocked(rt.region, rt.cert)
 	if aerr == nil {
-		aerr = c.updates.limit(s.now(), perCertPerMinute, "at most 5 updates per minute for the same certificate")
+		aerr = perMinute(&c.updates, s.now(), perCertPerMinute, "at most 5 updates per minute for the same certificate")
 	}
 	if aerr == nil {
 		aerr = bodyErr
@@ -411,7 +412,7 @@ func (s *Simulator) handleOrder(r *http.Request, rt *route) response {
 	s.mu.Lock()
 	inst, aerr := s.instanceLocked(rt.region, rt.instance)
 	if aerr == nil {
-		aerr = inst.orders.limit(s.now(), perInstPerMinute, "at most 5 orders per minute per instance")
+		aerr = perMinute(&inst.orders, s.now(), perInstPerMinute, "at most 5 orders per minute per instance")
 	}
 	s.mu.Unlock()
 	if aerr == nil {
@@ -450,7 +451,7 @@ func (s *Simulator) handleRenew(r *http.Request, rt *route) response {
 		aerr = errorf(http.StatusBadRequest, codeNotOrdered, "an imported certificate cannot be renewed; reimport it instead")
 	}
 	if aerr == nil {
-		aerr = inst.renews.limit(s.now(), perInstPerMinute, "at most 5 renewals per minute per instance")
+		aerr = perMinute(&inst.renews, s.now(), perInstPerMinute, "at most 5 renewals per minute per instance")
 	}
 	if aerr == nil {
 		aerr = bodyErr
@@ -505,7 +506,7 @@ func (s *Simulator) handleOrderPolicy(r *http.Request, rt *route) response {
 	defer s.mu.Unlock()
 	_, c, aerr := s.certLocked(rt.region, rt.cert)
 	if aerr == nil {
-		aerr = c.policyUpdates.limit(s.now(), perCertPerMinute, "at most 5 order policy updates per minute for the same certificate")
+		aerr = perMinute(&c.policyUpdates, s.now(), perCertPerMinute, "at most 5 order policy updates per minute for the same certificate")
 	}
 	if aerr == nil {
 		aerr = bodyErr
@@ -523,8 +524,10 @@ func (s *Simulator) handleOrderPolicy(r *http.Request, rt *route) response {
 	return jsonResponse(http.StatusOK, *c.policy)
 }
 
-func (w *window) limit(now time.Time, n int, what string) *apiError {
-	if ok, wait := w.allow(now, n, time.Minute); !ok {
+// perMinute counts an event in w and refuses it (429, with what) when n already
+// happened in the minute before now.
+func perMinute(w *simrate.Window, now time.Time, n int, what string) *apiError {
+	if ok, wait := w.Allow(now, n, time.Minute); !ok {
 		return rateLimited(wait, what)
 	}
 	return nil

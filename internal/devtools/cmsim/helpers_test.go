@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 )
 
@@ -84,7 +85,7 @@ func newFixture(t *testing.T, opts Options, regions ...string) *fixture {
 // token gets an access token for key through the IAM endpoint.
 func (f *fixture) token(key string) string {
 	f.t.Helper()
-	form := url.Values{"grant_type": {apiKeyGrant}, "apikey": {key}}
+	form := url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {key}}
 	resp, err := http.Post(f.srv.URL+"/identity/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	require.NoError(f.t, err)
 	defer resp.Body.Close()

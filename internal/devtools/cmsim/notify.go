@@ -381,7 +381,7 @@ func (s *Simulator) handleChannelsCreate(r *http.Request, rt *route) response {
 	defer s.mu.Unlock()
 	inst, aerr := s.instanceLocked(rt.region, rt.instance)
 	if aerr == nil {
-		aerr = inst.channelCreates.limit(s.now(), perInstPerMinute, "at most 5 notification channels created per minute")
+		aerr = perMinute(&inst.channelCreates, s.now(), perInstPerMinute, "at most 5 notification channels created per minute")
 	}
 	if aerr == nil {
 		aerr = bodyErr
@@ -407,7 +407,7 @@ func (s *Simulator) handleChannelsTest(_ *http.Request, rt *route) response {
 		aerr = notFound("notification channel")
 	}
 	if aerr == nil {
-		if ok, wait := inst.channelTests.allow(s.now(), 1, time.Second); !ok {
+		if ok, wait := inst.channelTests.Allow(s.now(), 1, time.Second); !ok {
 			aerr = rateLimited(wait, "at most 1 channel test per second")
 		}
 	}

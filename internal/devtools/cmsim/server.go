@@ -2,7 +2,6 @@ package cmsim
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/devtools/simfault"
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 )
 
 // Error codes of 4xx bodies. docs/services/certificate-manager.md §13 documents the
@@ -183,7 +184,7 @@ func parseRoute(r *http.Request) (*route, *apiError) {
 		if r.Method != http.MethodPost {
 			return &route{op: OpIAMToken}, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "method %s is not allowed", r.Method)
 		}
-		return &route{op: OpIAMToken, handle: (*Simulator).handleToken}, nil
+		return &route{op: OpIAMToken, handle: func(s *Simulator, r *http.Request, _ *route) response { return jsonResponse(s.iam.Handle(r)) }}, nil
 	}
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	if len(segs) < 2 || !regionRE.MatchString(segs[0]) {
@@ -282,9 +283,9 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	latency := s.Latency()
 	f := s.Take(rt.op, rt.instance)
 	s.mu.Unlock()
-	wait(r.Context(), latency)
+	simfault.Wait(r.Context(), latency)
 	if f != nil {
-		wait(r.Context(), f.Delay)
+		simfault.Wait(r.Context(), f.Delay)
 	}
 	if f != nil && !f.AfterOp && f.Replaces() {
 		s.writeFault(w, f, &entry)
@@ -336,14 +337,14 @@ func (s *Simulator) authorize(r *http.Request, rt *route) *apiError {
 	if !ok || tok == "" {
 		return errorf(http.StatusUnauthorized, codeUnauthorized, "an IAM access token is required in the Authorization header, after \"Bearer \"")
 	}
-	at, ok := s.tokens[tok]
-	if !ok || !s.now().Before(at.expires) {
+	apiKey, ok := s.iam.Resolve(tok)
+	if !ok {
 		return errorf(http.StatusUnauthorized, codeUnauthorized, "the IAM access token is invalid or expired")
 	}
 	if _, err := s.instanceLocked(rt.region, rt.instance); err != nil {
 		return err
 	}
-	if s.keys[at.apiKey][rt.instance] < rt.role {
+	if s.keys[apiKey][rt.instance] < rt.role {
 		return errorf(http.StatusForbidden, codeForbidden, "the %s role on the instance is required for %s", rt.role, rt.op)
 	}
 	return nil
@@ -358,32 +359,12 @@ func (s *Simulator) instanceLocked(region, instanceCRN string) (*instance, *apiE
 	return inst, nil
 }
 
-// wait sleeps for d, or until the client gives up. Either way the caller goes on to
-// carry out the request (package doc, choice 18).
-func wait(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
 func (s *Simulator) writeFault(w http.ResponseWriter, f *Fault, entry *logEntry) {
 	if f.Drop {
 		entry.Status = 0
 		s.record(*entry)
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
-		}
-		// HTTP/2 or a recorder: abort the response, which resets the stream.
-		panic(http.ErrAbortHandler)
+		simfault.DropConnection(w)
+		return
 	}
 	entry.Status = f.Status
 	s.record(*entry)
@@ -393,7 +374,7 @@ func (s *Simulator) writeFault(w http.ResponseWriter, f *Fault, entry *logEntry)
 		resp = response{status: f.Status, header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
 			body: []byte(fmt.Sprintf("%d %s\n", f.Status, http.StatusText(f.Status)))}
 	case entry.Op == OpIAMToken:
-		resp = iamError(f.Status, iamCodeBadRequest, "injected fault: "+http.StatusText(f.Status))
+		resp = jsonResponse(f.Status, simiam.ErrorBody(simiam.CodeBadRequest, "injected fault: "+http.StatusText(f.Status)))
 	default:
 		code := codeBadRequest
 		if f.Status == http.StatusTooManyRequests {

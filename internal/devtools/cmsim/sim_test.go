@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -23,16 +24,16 @@ func TestIAMToken(t *testing.T) {
 		wantMessage string
 	}{
 		{name: "api key", contentType: "application/x-www-form-urlencoded",
-			form: url.Values{"grant_type": {apiKeyGrant}, "apikey": {managerKey}, "response_type": {"cloud_iam"}}, wantStatus: 200},
+			form: url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {managerKey}, "response_type": {"cloud_iam"}}, wantStatus: 200},
 		{name: "unknown key", contentType: "application/x-www-form-urlencoded",
-			form: url.Values{"grant_type": {apiKeyGrant}, "apikey": {"nope"}}, wantStatus: 400,
+			form: url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {"nope"}}, wantStatus: 400,
 			wantCode: "BXNIM0415E", wantMessage: "Provided API key could not be found."},
 		{name: "empty key", contentType: "application/x-www-form-urlencoded",
-			form: url.Values{"grant_type": {apiKeyGrant}}, wantStatus: 400, wantCode: "BXNIM0415E"},
+			form: url.Values{"grant_type": {simiam.APIKeyGrant}}, wantStatus: 400, wantCode: "BXNIM0415E"},
 		{name: "wrong grant type", contentType: "application/x-www-form-urlencoded",
-			form: url.Values{"grant_type": {"password"}, "apikey": {managerKey}}, wantStatus: 400, wantCode: iamCodeBadRequest},
+			form: url.Values{"grant_type": {"password"}, "apikey": {managerKey}}, wantStatus: 400, wantCode: simiam.CodeBadRequest},
 		{name: "json body", contentType: "application/json",
-			form: url.Values{"grant_type": {apiKeyGrant}, "apikey": {managerKey}}, wantStatus: 400, wantCode: iamCodeBadRequest},
+			form: url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {managerKey}}, wantStatus: 400, wantCode: simiam.CodeBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +65,7 @@ func TestIAMTokenExpiryAndRefresh(t *testing.T) {
 	inst := f.inst["us-south"]
 	list := f.api("us-south", "/api/v3/{}/certificates", inst)
 
-	form := url.Values{"grant_type": {apiKeyGrant}, "apikey": {managerKey}}
+	form := url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {managerKey}}
 	res := call(t, http.MethodPost, f.srv.URL+"/identity/token", "", form.Encode(), "application/x-www-form-urlencoded")
 	var tok struct{ AccessToken, RefreshToken string }
 	var raw map[string]string

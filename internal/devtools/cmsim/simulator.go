@@ -13,6 +13,8 @@ import (
 
 	"github.com/certbackup/certbackup/internal/crn"
 	"github.com/certbackup/certbackup/internal/devtools/simfault"
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
+	"github.com/certbackup/certbackup/internal/devtools/simrate"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 )
 
@@ -75,26 +77,20 @@ type Simulator struct {
 	now             func() time.Time
 	ca              *testpki.CA
 	account         string
-	tokenLifetime   time.Duration
 	deliveryTimeout time.Duration
 	client          *http.Client
 	allowHTTP       bool
 
+	iam *simiam.Service
+
 	mu        sync.Mutex
 	keys      map[string]map[string]Role // API key -> instance CRN -> role
-	tokens    map[string]accessToken
-	refresh   map[string]string // refresh token -> API key
 	instances map[string]*instance
 	placeID   func(*instance) string // set by seed for one addLocked; see nextIDLocked
 
 	log        []logEntry
 	deliveries []Delivery
 	sent       []SentToken
-}
-
-type accessToken struct {
-	apiKey  string
-	expires time.Time
 }
 
 // instance is one Certificate Manager instance.
@@ -106,7 +102,7 @@ type instance struct {
 	channels []*Channel
 
 	// rate-limit windows of instance-wide operations
-	orders, renews, channelCreates, channelTests window
+	orders, renews, channelCreates, channelTests simrate.Window
 }
 
 // New makes a Simulator with no API keys and no instances.
@@ -115,13 +111,10 @@ func New(opts Options) (*Simulator, error) {
 		now:             opts.Now,
 		ca:              opts.CA,
 		account:         opts.Account,
-		tokenLifetime:   opts.TokenLifetime,
 		deliveryTimeout: opts.DeliveryTimeout,
 		client:          opts.HTTPClient,
 		allowHTTP:       opts.AllowHTTPChannels,
 		keys:            map[string]map[string]Role{},
-		tokens:          map[string]accessToken{},
-		refresh:         map[string]string{},
 		instances:       map[string]*instance{},
 	}
 	if s.now == nil {
@@ -137,9 +130,7 @@ func New(opts Options) (*Simulator, error) {
 	if s.account == "" {
 		s.account = randomHex(16)
 	}
-	if s.tokenLifetime <= 0 {
-		s.tokenLifetime = time.Hour
-	}
+	s.iam = simiam.New(s.now, opts.TokenLifetime)
 	if s.deliveryTimeout <= 0 {
 		s.deliveryTimeout = 5 * time.Second
 	}
@@ -179,6 +170,7 @@ func (s *Simulator) AddAPIKey(key string) {
 	if _, ok := s.keys[key]; !ok {
 		s.keys[key] = map[string]Role{}
 	}
+	s.iam.AddKey(key)
 }
 
 // RemoveAPIKey forgets key: it can get no new tokens, and tokens already issued for it
@@ -187,6 +179,7 @@ func (s *Simulator) RemoveAPIKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.keys, key)
+	s.iam.RemoveKey(key)
 }
 
 // Grant gives key role on the instance instanceCRN (registering key if needed). Roles are
@@ -199,6 +192,7 @@ func (s *Simulator) Grant(key, instanceCRN string, role Role) {
 		g = map[string]Role{}
 		s.keys[key] = g
 	}
+	s.iam.AddKey(key)
 	g[instanceCRN] = role
 }
 
@@ -211,13 +205,7 @@ func (s *Simulator) Revoke(key, instanceCRN string) {
 
 // ExpireTokens makes every access token issued so far expired, to test refresh.
 func (s *Simulator) ExpireTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	past := s.now().Add(-time.Second)
-	for t, a := range s.tokens {
-		a.expires = past
-		s.tokens[t] = a
-	}
+	s.iam.ExpireAll()
 }
 
 // AddInstance creates an instance in region, in the simulator's account, and returns its

@@ -13,6 +13,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/devtools/simrate"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/pemutil"
 )
@@ -106,9 +107,9 @@ type certificate struct {
 	issuance      *IssuanceInfo
 	policy        *OrderPolicy
 	key           keySpec // for ordered certificates: what a renewal issues
-	reimports     window
-	updates       window
-	policyUpdates window
+	reimports     simrate.Window
+	updates       simrate.Window
+	policyUpdates simrate.Window
 }
 
 type version struct {

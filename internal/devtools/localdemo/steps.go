@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/devtools/cmsim"
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/match"
@@ -212,9 +213,9 @@ func (d *demo) stepSecurity(ctx context.Context) error {
 	return nil
 }
 
-// simulatorTokenPrefix starts every access and refresh token the simulator issues, so
+// simulatorTokenPrefix starts every access and refresh token the simulators issue, so
 // a token that leaked into a log is found even without the word "Bearer" beside it.
-const simulatorTokenPrefix = "simtok-"
+const simulatorTokenPrefix = simiam.TokenPrefix
 
 // leaks names the kinds of secret found in the action's log lines.
 func (d *demo) leaks(lines []string) []string {

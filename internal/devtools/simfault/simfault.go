@@ -6,7 +6,9 @@
 package simfault
 
 import (
+	"context"
 	mrand "math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -133,4 +135,31 @@ func (s *Set) Take(op, instanceCRN string) *Fault {
 		return &out
 	}
 	return nil
+}
+
+// Wait sleeps for d, or until the client gives up (ctx). Either way the simulator goes
+// on to carry out the request, as a real service does with a request it has received.
+func Wait(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// DropConnection ends the exchange without an answer: the connection is closed, or,
+// where it cannot be taken over (HTTP/2, a recorder), the response is aborted, which
+// resets the stream.
+func DropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 )
 
@@ -198,12 +199,12 @@ func TestAuthorization(t *testing.T) {
 			_ = json.NewDecoder(resp.Body).Decode(&m)
 			return resp.StatusCode, m
 		}
-		st, m := post("application/x-www-form-urlencoded", url.Values{"grant_type": {apiKeyGrant}, "apikey": {"unknown"}}.Encode())
+		st, m := post("application/x-www-form-urlencoded", url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {"unknown"}}.Encode())
 		assert.Equal(t, 400, st)
-		assert.Equal(t, iamCodeUnknownKey, m["errorCode"])
+		assert.Equal(t, simiam.CodeUnknownKey, m["errorCode"])
 		st, _ = post("application/json", `{"apikey":"key-manager"}`)
 		assert.Equal(t, 400, st)
-		st, m = post("application/x-www-form-urlencoded", url.Values{"grant_type": {apiKeyGrant}, "apikey": {keyManager}}.Encode())
+		st, m = post("application/x-www-form-urlencoded", url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {keyManager}}.Encode())
 		require.Equal(t, 200, st)
 		st, m = post("application/x-www-form-urlencoded", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {m["refresh_token"].(string)}}.Encode())
 		assert.Equal(t, 200, st)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/IBM/go-sdk-core/v5/core"
 	sm "github.com/IBM/secrets-manager-go-sdk/v2/secretsmanagerv2"
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -107,7 +108,7 @@ func TestFaults(t *testing.T) {
 	})
 	t.Run("IAM", func(t *testing.T) {
 		f.sim.Inject(Fault{Op: OpIAMToken, Status: 400, Times: 1})
-		resp, err := http.Post(f.srv.IAMURL()+"/identity/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type="+apiKeyGrant+"&apikey="+keyManager))
+		resp, err := http.Post(f.srv.IAMURL()+"/identity/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type="+simiam.APIKeyGrant+"&apikey="+keyManager))
 		require.NoError(t, err)
 		var b map[string]any
 		_ = decodeJSON(resp, &b)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 )
 
@@ -81,7 +82,7 @@ func (f *fixture) token(key string) string {
 	if tok, ok := f.tokens[key]; ok {
 		return tok
 	}
-	form := url.Values{"grant_type": {apiKeyGrant}, "apikey": {key}}
+	form := url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {key}}
 	resp, err := http.Post(f.srv.IAMURL()+"/identity/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	require.NoError(f.t, err)
 	defer resp.Body.Close()

@@ -2,13 +2,15 @@ package smsim
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/certbackup/certbackup/internal/devtools/simfault"
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 )
 
 // Operation names, used in the request log, Count and Fault.Op.
@@ -185,15 +187,15 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f := s.Take(rt.op, rt.instance)
 	var limited *apiError
 	if s.rateLimit > 0 && rt.inst != nil {
-		if ok, after := rt.inst.rate.allow(arrival, s.rateLimit, time.Second); !ok {
+		if ok, after := rt.inst.rate.Allow(arrival, s.rateLimit, time.Second); !ok {
 			limited = errorf(http.StatusTooManyRequests, codeRateLimited, "too many requests to this instance")
 			limited.retryAfter = after
 		}
 	}
 	s.mu.Unlock()
-	wait(r.Context(), latency)
+	simfault.Wait(r.Context(), latency)
 	if f != nil {
-		wait(r.Context(), f.Delay)
+		simfault.Wait(r.Context(), f.Delay)
 	}
 	if f != nil && !f.AfterOp && f.Replaces() {
 		s.writeFault(w, f, &entry)
@@ -209,7 +211,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(body) > maxBody:
 		resp = errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than %d bytes", maxBody).response()
 	case rt.op == OpIAMToken:
-		resp = s.handleToken(r)
+		resp = jsonResponse(s.iam.Handle(r))
 	default:
 		resp = s.dispatch(r, rt)
 	}
@@ -253,11 +255,11 @@ func (s *Simulator) authorize(r *http.Request, rt *route) (string, *apiError) {
 	if !ok || tok == "" {
 		return "", errorf(http.StatusUnauthorized, codeUnauthorized, "an IAM access token is required in the Authorization header, after \"Bearer \"")
 	}
-	at, ok := s.tokens[tok]
-	if !ok || !s.now().Before(at.expires) {
+	apiKey, ok := s.iam.Resolve(tok)
+	if !ok {
 		return "", errorf(http.StatusUnauthorized, codeUnauthorized, "the IAM access token is invalid or expired")
 	}
-	k, ok := s.keys[at.apiKey]
+	k, ok := s.keys[apiKey]
 	if !ok || k.grants[rt.instance] < rt.role {
 		return "", errorf(http.StatusForbidden, codeForbidden, "the %s role on the instance is required for %s", rt.role, rt.op)
 	}
@@ -287,32 +289,12 @@ func checkQuery(raw string, allowed []string) *apiError {
 	return nil
 }
 
-// wait sleeps for d, or until the client gives up. Either way the caller goes on to
-// carry out the request (package doc).
-func wait(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
 func (s *Simulator) writeFault(w http.ResponseWriter, f *Fault, entry *logEntry) {
 	if f.Drop {
 		entry.Status = 0
 		s.record(*entry)
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
-		}
-		// HTTP/2 or a recorder: abort the response, which resets the stream.
-		panic(http.ErrAbortHandler)
+		simfault.DropConnection(w)
+		return
 	}
 	entry.Status = f.Status
 	s.record(*entry)
@@ -322,7 +304,7 @@ func (s *Simulator) writeFault(w http.ResponseWriter, f *Fault, entry *logEntry)
 		resp = response{status: f.Status, header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
 			body: []byte(fmt.Sprintf("%d %s\n", f.Status, http.StatusText(f.Status)))}
 	case entry.Op == OpIAMToken:
-		resp = iamError(f.Status, iamCodeBadRequest, "injected fault: "+http.StatusText(f.Status))
+		resp = jsonResponse(f.Status, simiam.ErrorBody(simiam.CodeBadRequest, "injected fault: "+http.StatusText(f.Status)))
 	default:
 		code := codeBadRequest
 		switch f.Status {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/certbackup/certbackup/internal/devtools/simfault"
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 )
 
 // Role is an IAM service role on one Secrets Manager instance. Roles are ordered: each
@@ -83,10 +84,10 @@ type Simulator struct {
 	tokenLifetime time.Duration
 	rateLimit     int
 
+	iam *simiam.Service
+
 	mu        sync.Mutex
 	keys      map[string]*apiKey // API key -> grants
-	tokens    map[string]accessToken
-	refresh   map[string]string // refresh token -> API key
 	instances map[string]*instance
 	byPrefix  map[string]*instance // "/<region>/<guid>" -> instance
 
@@ -99,24 +100,16 @@ type apiKey struct {
 	grants map[string]Role // instance CRN -> role
 }
 
-type accessToken struct {
-	apiKey  string
-	expires time.Time
-}
-
 // New makes a Simulator with no API keys and no instances.
 func New(opts Options) *Simulator {
 	s := &Simulator{
-		now:           opts.Now,
-		account:       opts.Account,
-		tokenLifetime: opts.TokenLifetime,
-		rateLimit:     opts.RateLimit,
-		keys:          map[string]*apiKey{},
-		tokens:        map[string]accessToken{},
-		refresh:       map[string]string{},
-		instances:     map[string]*instance{},
-		byPrefix:      map[string]*instance{},
-		arrivals:      map[string][]time.Time{},
+		now:       opts.Now,
+		account:   opts.Account,
+		rateLimit: opts.RateLimit,
+		keys:      map[string]*apiKey{},
+		instances: map[string]*instance{},
+		byPrefix:  map[string]*instance{},
+		arrivals:  map[string][]time.Time{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -124,9 +117,7 @@ func New(opts Options) *Simulator {
 	if s.account == "" {
 		s.account = randomHex(16)
 	}
-	if s.tokenLifetime <= 0 {
-		s.tokenLifetime = time.Hour
-	}
+	s.iam = simiam.New(s.now, opts.TokenLifetime)
 	seed := opts.Seed
 	if seed == 0 {
 		seed = 1
@@ -164,6 +155,7 @@ func (s *Simulator) addKeyLocked(key string) *apiKey {
 	if !ok {
 		k = &apiKey{iamID: "iam-ServiceId-" + randomUUID(), grants: map[string]Role{}}
 		s.keys[key] = k
+		s.iam.AddKey(key)
 	}
 	return k
 }
@@ -174,6 +166,7 @@ func (s *Simulator) RemoveAPIKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.keys, key)
+	s.iam.RemoveKey(key)
 }
 
 // Grant gives key role on the instance (registering key if needed). Roles are evaluated
@@ -195,13 +188,7 @@ func (s *Simulator) Revoke(key, instanceCRN string) {
 
 // ExpireTokens makes every access token issued so far expired, to test refresh.
 func (s *Simulator) ExpireTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	past := s.now().Add(-time.Second)
-	for t, a := range s.tokens {
-		a.expires = past
-		s.tokens[t] = a
-	}
+	s.iam.ExpireAll()
 }
 
 // AddInstance creates an instance in region, in the simulator's account, and returns its

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/certbackup/certbackup/internal/devtools/simrate"
 	"github.com/certbackup/certbackup/internal/pemutil"
 )
 
@@ -108,7 +109,7 @@ type instance struct {
 	crn     InstanceCRN
 	secrets map[string]*secret
 	groups  map[string]*group
-	rate    window // for Options.RateLimit
+	rate    simrate.Window // for Options.RateLimit
 }
 
 func newInstance(c InstanceCRN) *instance {

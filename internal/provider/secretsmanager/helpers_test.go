@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 	"github.com/certbackup/certbackup/internal/devtools/smsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/provider/secretsmanager"
@@ -151,7 +152,7 @@ var (
 // leaks lists what must never appear in an error or a log line.
 func (f *fixture) leaks(text string, extra ...string) []string {
 	var found []string
-	for _, bad := range append([]string{"BEGIN", "PRIVATE KEY", "smsimtok-", keyManager, keyReader, keySecretsReader, keyWriter, keyNone, "Bearer"}, extra...) {
+	for _, bad := range append([]string{"BEGIN", "PRIVATE KEY", simiam.TokenPrefix, keyManager, keyReader, keySecretsReader, keyWriter, keyNone, "Bearer"}, extra...) {
 		if bad != "" && strings.Contains(text, bad) {
 			found = append(found, bad)
 		}
