@@ -8,15 +8,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -24,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/certbackup/certbackup/internal/devtools/simserve"
 	"github.com/certbackup/certbackup/internal/devtools/smsim"
 )
 
@@ -90,7 +88,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	base := "http://" + ln.Addr().String()
-	key, err := apiKey()
+	key, err := simserve.NewAPIKey("smsim-")
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -116,26 +114,5 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return fmt.Errorf("print info: %w", err)
 	}
 
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	<-done
-	return nil
-}
-
-func apiKey() (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate API key: %w", err)
-	}
-	return "smsim-" + hex.EncodeToString(b), nil
+	return simserve.Serve(ctx, ln, sim)
 }
