@@ -215,7 +215,7 @@ func (r *runner) report(name, mode string, args []string) int {
 	opts.MinRemaining = r.minRemaining
 	var live *liveProgress
 	if r.showProgress() && !*verbose {
-		live = &liveProgress{w: r.stderr, label: name, backups: len(cfg.BackupInstanceCRNs), every: r.progressEvery}
+		live = &liveProgress{w: r.stderr, label: name, every: r.progressEvery}
 		opts.Progress = live.update
 	}
 	rep := ap.Reconcile(ctx, mode, opts)

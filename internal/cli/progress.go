@@ -3,7 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/certbackup/certbackup/internal/engine/reconcile"
 )
 
 // showProgress: the live count is for a person at a terminal. A log file, a pipe or
@@ -13,31 +16,53 @@ func (r *runner) showProgress() bool {
 }
 
 // liveProgress keeps one line of the terminal up to date with how many certificates
-// are done out of those to do. A certificate is done once its every backup that
-// needed it has been worked on. The reconcile calls update from one goroutine at a
+// are done out of those to do, in each backup that has work: "12/40 certificates done"
+// for one backup, "eu-de 12/40, us-east 40/40 certificates done" for several (a
+// region named twice gets "#2"). The reconcile calls update from one goroutine at a
 // time; clear is called after the run.
 type liveProgress struct {
-	w       io.Writer
-	label   string
-	backups int
-	every   time.Duration
+	w     io.Writer
+	label string
+	every time.Duration
 
 	last  time.Time
 	shown bool
 }
 
-func (p *liveProgress) update(done, total int) {
+func (p *liveProgress) update(counts []reconcile.Progress) {
 	now := time.Now()
-	if p.shown && done < total && now.Sub(p.last) < p.every {
+	if p.shown && !complete(counts) && now.Sub(p.last) < p.every {
 		return
 	}
 	p.last, p.shown = now, true
-	into := ""
-	if p.backups > 1 {
-		into = fmt.Sprintf(" across %d backups", p.backups)
-	}
 	// \r returns to the start of the line and ESC[K erases the rest of it.
-	fmt.Fprintf(p.w, "\r%s: %d/%d certificates done%s\x1b[K", p.label, done, total, into)
+	fmt.Fprintf(p.w, "\r%s: %s certificates done\x1b[K", p.label, progressText(counts))
+}
+
+func complete(counts []reconcile.Progress) bool {
+	for _, c := range counts {
+		if c.Done < c.Total {
+			return false
+		}
+	}
+	return true
+}
+
+func progressText(counts []reconcile.Progress) string {
+	if len(counts) == 1 {
+		return fmt.Sprintf("%d/%d", counts[0].Done, counts[0].Total)
+	}
+	parts := make([]string, len(counts))
+	seen := map[string]int{}
+	for i, c := range counts {
+		r := region(c.Backup)
+		seen[r]++
+		if seen[r] > 1 {
+			r += fmt.Sprintf(" #%d", seen[r])
+		}
+		parts[i] = fmt.Sprintf("%s %d/%d", r, c.Done, c.Total)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // clear erases the line, so that what follows (the report, if stdout is the same

@@ -52,8 +52,16 @@ type Options struct {
 	// summary. Nil: nothing is logged.
 	Logger *slog.Logger
 	// Progress, when set, is called after each unit of work (one source certificate in
-	// every backup, or one orphan), from one goroutine at a time.
-	Progress func(done, total int)
+	// every backup, or one orphan) with every backup that has work, in the order of the
+	// engine's targets, from one goroutine at a time.
+	Progress func([]Progress)
+}
+
+// Progress is how far a run has come in one backup: the certificates (and orphans)
+// whose writes are done there, out of those it has to write.
+type Progress struct {
+	Backup      string // instance CRN
+	Done, Total int
 }
 
 func (o Options) withDefaults() Options {

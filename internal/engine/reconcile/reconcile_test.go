@@ -354,8 +354,8 @@ func TestOutageCompletedByNextRun(t *testing.T) {
 			w.seed(8)
 			tt.fault.Instance = w.backups[0]
 			opts := Options{Concurrency: 1}
-			opts.Progress = func(done, total int) {
-				if done == 3 {
+			opts.Progress = func(p []Progress) {
+				if p[0].Done == 3 {
 					w.sim.Inject(tt.fault)
 				}
 			}
@@ -386,6 +386,40 @@ func TestOutageCompletedByNextRun(t *testing.T) {
 			w.requireQuiet(t, w.main(), opts)
 		})
 	}
+}
+
+// TestProgressPerBackup: progress counts each backup on its own: a backup that already
+// holds every copy has no work and is not reported; the others count up to what each
+// has to do, one call per unit of work, and end complete.
+func TestProgressPerBackup(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 3)
+	w.seed(6)
+	require.True(t, requireRun(t, w.engine(w.source, w.backups[1]), Options{}).Match, "backup 1 holds the first six")
+	require.True(t, requireRun(t, w.engine(w.source, w.backups[2]), Options{}).Match, "backup 2 holds the first six")
+	w.seed(2)
+	require.True(t, requireRun(t, w.engine(w.source, w.backups[2]), Options{}).Match, "backup 2 holds all eight")
+
+	var calls [][]Progress
+	opts := Options{Concurrency: 3, Progress: func(p []Progress) { calls = append(calls, p) }}
+	requireRun(t, w.main(), opts)
+	require.Len(t, calls, 8, "one call per source certificate with work")
+	for _, c := range calls {
+		require.Len(t, c, 2, "backup 2 has no work and is not reported")
+		assert.Equal(t, []string{w.backups[0], w.backups[1]}, []string{c[0].Backup, c[1].Backup})
+		assert.Equal(t, []int{8, 2}, []int{c[0].Total, c[1].Total})
+	}
+	last := calls[len(calls)-1]
+	assert.Equal(t, []int{8, 2}, []int{last[0].Done, last[1].Done})
+	for k := 1; k < len(calls); k++ {
+		for b := range 2 {
+			assert.GreaterOrEqual(t, calls[k][b].Done, calls[k-1][b].Done, "counts only grow")
+		}
+	}
+
+	calls = nil
+	requireRun(t, w.main(), opts)
+	assert.Empty(t, calls, "nothing to do: no progress")
 }
 
 // TestRestoreBySwapping rebuilds a lost primary: the backup becomes the source of a new

@@ -107,22 +107,20 @@ func (x *executor) units() [][]int {
 
 func (x *executor) execute(ctx context.Context) {
 	units := x.units()
-	total := len(units)
-	if total == 0 {
+	if len(units) == 0 {
 		return
 	}
 	jobs := make(chan []int)
 	var mu sync.Mutex
-	done := 0
+	counts := x.newCounts(units)
 	var wg sync.WaitGroup
-	for range min(x.opts.Concurrency, total) {
+	for range min(x.opts.Concurrency, len(units)) {
 		wg.Go(func() {
 			for u := range jobs {
 				x.do(ctx, u)
 				if x.opts.Progress != nil {
 					mu.Lock()
-					done++
-					x.opts.Progress(done, total)
+					x.opts.Progress(counts.done(x.backupsOf(u)))
 					mu.Unlock()
 				}
 			}
@@ -133,6 +131,53 @@ func (x *executor) execute(ctx context.Context) {
 	}
 	close(jobs)
 	wg.Wait()
+}
+
+// backupsOf is the targets a unit writes to, each once.
+func (x *executor) backupsOf(unit []int) []int {
+	var out []int
+	for _, i := range unit {
+		if t := x.steps[i].target; !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// progress counts, per target, the units done and to do.
+type progress struct {
+	all   []Progress // by target index
+	order []int      // the targets that have work, in order
+}
+
+func (x *executor) newCounts(units [][]int) *progress {
+	p := &progress{all: make([]Progress, len(x.targets))}
+	for i, t := range x.targets {
+		p.all[i].Backup = t.Instance()
+	}
+	for _, u := range units {
+		for _, t := range x.backupsOf(u) {
+			p.all[t].Total++
+		}
+	}
+	for i, c := range p.all {
+		if c.Total > 0 {
+			p.order = append(p.order, i)
+		}
+	}
+	return p
+}
+
+// done counts a unit done in targets and returns a copy of the counts to report.
+func (p *progress) done(targets []int) []Progress {
+	for _, t := range targets {
+		p.all[t].Done++
+	}
+	out := make([]Progress, len(p.order))
+	for k, t := range p.order {
+		out[k] = p.all[t]
+	}
+	return out
 }
 
 // budget says why no new work may start, or "" when it may.
