@@ -13,10 +13,10 @@ import (
 )
 
 // jitterAllowance is how much later than it was sent a request may reach the service
-// and still be counted in the right second: the limiter spaces requests so that n of
-// them span one second plus this allowance. At 20 per second a request leaves at most
-// every 52.5 ms, about 19 per second, and no one-second window at the service sees more
-// than 20 even when some requests are delayed on the way by up to 50 ms.
+// and still be counted in the right second: the limiter lets at most n requests leave
+// in any window of one second plus this allowance, so that no one-second window at the
+// service sees more than n even when some requests are delayed on the way by up to
+// 50 ms. At 20 per second that is about 19 a second sustained.
 const jitterAllowance = 50 * time.Millisecond
 
 // defaultHold is how long an instance is left alone after a 429 without Retry-After.
@@ -26,34 +26,36 @@ const defaultHold = time.Second
 // so it was not sent at all.
 var errRateWait = errors.New("the request rate limit of the instance would delay the call past its deadline")
 
-// limiter spaces the requests to one instance: a token bucket of one token refilled
-// every interval, so that a burst never exceeds the rate either. It is shared by every
-// call to the instance, retries included, and safe for concurrent use.
+// limiter keeps the requests to one instance at most n in any window: a sliding
+// window, so that the few calls of one copy leave back to back and only a run that
+// would pass the ceiling waits. It is shared by every call to the instance, retries
+// included, and safe for concurrent use.
 type limiter struct {
-	interval time.Duration
+	n      int
+	window time.Duration
 
-	mu   sync.Mutex
-	next time.Time // the earliest time the next request may leave
+	mu    sync.Mutex
+	slots []time.Time // the last n slots given out (some may lie ahead), in order
+	until time.Time   // no slot before this: the service asked to wait (429)
 }
 
 func newLimiter(perSecond int) *limiter {
-	return &limiter{interval: (time.Second + jitterAllowance) / time.Duration(perSecond)}
+	return &limiter{n: perSecond, window: time.Second + jitterAllowance}
 }
 
 // wait takes the next slot and waits for it, honouring ctx. A slot that lies after
-// ctx's deadline is not waited for: the call fails at once, unsent.
+// ctx's deadline is not taken nor waited for: the call fails at once, unsent.
 func (l *limiter) wait(ctx context.Context) error {
 	l.mu.Lock()
-	now := time.Now()
-	slot := l.next
-	if slot.Before(now) {
-		slot = now
-	}
+	slot := l.nextSlot(time.Now())
 	if dl, ok := ctx.Deadline(); ok && slot.After(dl) {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: %w", errRateWait, context.DeadlineExceeded)
 	}
-	l.next = slot.Add(l.interval)
+	l.slots = append(l.slots, slot)
+	if len(l.slots) > l.n {
+		l.slots = l.slots[len(l.slots)-l.n:]
+	}
 	l.mu.Unlock()
 	d := time.Until(slot)
 	if d <= 0 {
@@ -70,14 +72,33 @@ func (l *limiter) wait(ctx context.Context) error {
 	}
 }
 
+// nextSlot is the earliest time a request may leave: now, unless n slots already lie
+// within a window before it (then one window after the oldest of those) or the
+// service asked to wait. Slots are given out in order, so the window holds at most n.
+func (l *limiter) nextSlot(now time.Time) time.Time {
+	slot := now
+	if len(l.slots) == l.n {
+		if free := l.slots[0].Add(l.window); free.After(slot) {
+			slot = free
+		}
+	}
+	if l.until.After(slot) {
+		slot = l.until
+	}
+	if last := len(l.slots) - 1; last >= 0 && l.slots[last].After(slot) {
+		slot = l.slots[last] // keep the order: a later caller never goes first
+	}
+	return slot
+}
+
 // hold keeps every request to the instance back until d from now: the service said
 // how long to wait (429 Retry-After), and that holds for all of them, not only for the
 // one that was told.
 func (l *limiter) hold(d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if until := time.Now().Add(d); until.After(l.next) {
-		l.next = until
+	if until := time.Now().Add(d); until.After(l.until) {
+		l.until = until
 	}
 }
 
