@@ -112,8 +112,8 @@ func leftOf(r app.Response) int {
 // Metrics as BenchmarkCopy: calls/op, src-calls/op, bk-calls/op (the busiest backup),
 // writes/op, rounds (the critical path: the cached copies are read while the source
 // downloads, the backups are written at once), wall/network = wall ÷ (rounds ×
-// latency), wall/paced = wall ÷ the floor with the 52.5 ms spacing of the requests to
-// one instance. Iterations start 60 ms apart (untimed).
+// latency), wall/paced = wall ÷ the floor under the limiter (pacedSpan). Each iteration
+// starts after an untimed pause longer than the limiter's window (isolated).
 //
 // Run: go test -run '^$' -bench EventsRotated ./test/bench/sm
 func BenchmarkEventsRotated(b *testing.B) {
@@ -140,7 +140,7 @@ func BenchmarkEventsRotated(b *testing.B) {
 						rotateSM(b, w.sm, w.src, w.ids[0])
 						body = w.envelope("secret_rotated", w.ids[0])
 					}
-					time.Sleep(60 * time.Millisecond)
+					time.Sleep(isolated)
 					w.sm.ResetLog()
 					b.StartTimer()
 					cpu0 := cpuTime()
@@ -163,7 +163,7 @@ func BenchmarkEventsRotated(b *testing.B) {
 					wall += d
 					src, bk, all, writes, rounds = src+c.per[w.src], bk+k, all+c.total, writes+wr, rounds+rd
 					floor += time.Duration(rd) * benchLatency
-					paced += max(time.Duration(rd)*benchLatency, benchLatency+time.Duration(k-1)*max(benchLatency, slot))
+					paced += max(time.Duration(rd)*benchLatency, pacedSpan(k, benchLatency))
 					b.StartTimer()
 				}
 				b.StopTimer()

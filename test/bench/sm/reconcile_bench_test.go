@@ -20,12 +20,12 @@ import (
 // job runs it: a new App per run (IAM token, the backup's preflight check, then the
 // source and the backup listed at the same time, in pages of 1000), at 20 ms per
 // request, with the client's ceiling of 20 requests a second per instance (rps=20,
-// the default) and raised to 1000 (rps=1000: what the spacing costs).
+// the default) and raised to 1000 (rps=1000: what the limiter costs).
 //
 // Metrics: calls/op, pages (list pages of the longest listing, the preflight's probe
 // not counted), iam/op, probe/op; wall/network = wall ÷ (latency × (IAM + pages)), the
-// issue's floor; wall/paced = wall ÷ the floor once the 52.5 ms spacing of the busiest
-// instance's calls (probe and pages, one after the other) is counted; cpu-ms/op,
+// issue's floor; wall/paced = wall ÷ the floor under the limiter (pacedSpan) of the
+// busiest instance's calls (probe and pages, one after the other); cpu-ms/op,
 // the process's CPU time (client and simulator). Nothing may be written or downloaded
 // (checked).
 //
@@ -90,11 +90,11 @@ func BenchmarkSMReconcile10000(b *testing.B) {
 				cpu += cpu1 - cpu0
 				calls, pages, iam, probes = calls+c.total, pages+p, iam+c.iam, probes+probe[w.src]+probe[w.bks[0]]
 				floor += time.Duration(c.iam+p) * benchLatency
-				sp := time.Duration(0)
+				span := time.Duration(busiest) * benchLatency
 				if rps == ceiling {
-					sp = slot
+					span = pacedSpan(busiest, benchLatency)
 				}
-				paced += time.Duration(c.iam)*benchLatency + benchLatency + time.Duration(busiest-1)*max(benchLatency, sp)
+				paced += time.Duration(c.iam)*benchLatency + span
 				b.StartTimer()
 			}
 			b.StopTimer()
