@@ -191,9 +191,9 @@ func (w *pairWorld) calls() (src, bk, iam, writes int) {
 // wall time over rounds × latency; wall/paced, over the floor under the Secrets Manager
 // client's limiter (at most 20 requests to one instance in any 1.05 s: a copy's few
 // calls are not held back, so it is the network floor); cpu-ms/op, the process's CPU
-// time (engine and simulators). Each iteration starts after an untimed pause longer
-// than the limiter's window (isolated), as one event in a warm process does: the
-// ceiling under sustained load is BenchmarkSMFirstCopy1000's.
+// time (engine and simulators). Each iteration that writes starts after an untimed pause
+// longer than the limiter's window (isolated), as one event in a warm process does: the
+// ceiling under sustained load is BenchmarkSMFirstCopy1000's. Run it with -timeout 30m.
 //
 // Run: go test -run '^$' -bench 'Copy' ./test/bench/sm
 func BenchmarkCopy(b *testing.B) {
@@ -242,7 +242,7 @@ func copyOnce(b *testing.B, srcKind, bkKind string, rps int, event string, paceB
 		case "renewed":
 			w.renew(b, id)
 		}
-		time.Sleep(isolated)
+		time.Sleep(pause(event))
 		w.resetLog()
 		b.StartTimer()
 

@@ -113,7 +113,7 @@ func leftOf(r app.Response) int {
 // writes/op, rounds (the critical path: the cached copies are read while the source
 // downloads, the backups are written at once), wall/network = wall ÷ (rounds ×
 // latency), wall/paced = wall ÷ the floor under the limiter (pacedSpan). Each iteration
-// starts after an untimed pause longer than the limiter's window (isolated).
+// that writes starts after an untimed pause longer than the limiter's window (pause).
 //
 // Run: go test -run '^$' -bench EventsRotated ./test/bench/sm
 func BenchmarkEventsRotated(b *testing.B) {
@@ -140,7 +140,7 @@ func BenchmarkEventsRotated(b *testing.B) {
 						rotateSM(b, w.sm, w.src, w.ids[0])
 						body = w.envelope("secret_rotated", w.ids[0])
 					}
-					time.Sleep(isolated)
+					time.Sleep(pause(event))
 					w.sm.ResetLog()
 					b.StartTimer()
 					cpu0 := cpuTime()
