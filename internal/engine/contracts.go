@@ -51,8 +51,9 @@ type Target interface {
 	// Import creates a new certificate holding m, labelled l.
 	Import(ctx context.Context, l Labels, m Material) (*Certificate, error)
 	// Reimport replaces the material of certificate id in place; the instance keeps
-	// the previous version where it keeps versions.
-	Reimport(ctx context.Context, id string, m Material) (*Certificate, error)
+	// the previous version where it keeps versions. Nothing is returned: the engine
+	// reads the copy back to verify it, so a provider makes no call to describe it.
+	Reimport(ctx context.Context, id string, m Material) error
 	// UpdateLabels sets the name, description and marker of certificate id without
 	// touching its material.
 	UpdateLabels(ctx context.Context, id string, l Labels) error

@@ -184,22 +184,22 @@ func (i *Instance) Import(ctx context.Context, l engine.Labels, m engine.Materia
 }
 
 // Reimport implements engine.Target.
-func (i *Instance) Reimport(ctx context.Context, id string, m engine.Material) (*engine.Certificate, error) {
+func (i *Instance) Reimport(ctx context.Context, id string, m engine.Material) error {
 	if err := i.begin("reimport", id); err != nil {
-		return nil, err
+		return err
 	}
 	i.mu.Lock()
 	e, ok := i.certs[id]
 	if !ok {
 		i.mu.Unlock()
-		return nil, notFound(id)
+		return notFound(id)
 	}
-	c, err := i.store(id, engine.LabelsOf(e.cert), m)
+	_, err := i.store(id, engine.LabelsOf(e.cert), m)
 	i.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return c, i.end("reimport", id)
+	return i.end("reimport", id)
 }
 
 // UpdateLabels implements engine.Target.

@@ -159,11 +159,12 @@ func (t guardedTarget) Import(ctx context.Context, l engine.Labels, m engine.Mat
 	return guarded(ctx, t.g, "import", t.Instance(), func() (*engine.Certificate, error) { return t.Target.Import(ctx, l, m) })
 }
 
-func (t guardedTarget) Reimport(ctx context.Context, id string, m engine.Material) (*engine.Certificate, error) {
+func (t guardedTarget) Reimport(ctx context.Context, id string, m engine.Material) error {
 	if err := t.g.claimReimport(id); err != nil {
-		return nil, err
+		return err
 	}
-	return guarded(ctx, t.g, "reimport", id, func() (*engine.Certificate, error) { return t.Target.Reimport(ctx, id, m) })
+	_, err := guarded(ctx, t.g, "reimport", id, func() (struct{}, error) { return struct{}{}, t.Target.Reimport(ctx, id, m) })
+	return err
 }
 
 func (t guardedTarget) UpdateLabels(ctx context.Context, id string, l engine.Labels) error {

@@ -322,7 +322,7 @@ func (j *copyJob) updateMaterial(ctx context.Context) error {
 	if j.holds || j.read != nil && sameMaterial(j.read, j.src, j.want) {
 		return nil
 	}
-	if _, err := j.t.Reimport(ctx, j.found.Copy.ID, j.src.Material); err != nil {
+	if err := j.t.Reimport(ctx, j.found.Copy.ID, j.src.Material); err != nil {
 		return fmt.Errorf("reimport: %w", err)
 	}
 	j.noteWrite(Reimported)

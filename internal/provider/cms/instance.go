@@ -76,13 +76,9 @@ func (i Instance) Import(ctx context.Context, l engine.Labels, m engine.Material
 }
 
 // Reimport replaces a copy's material; Certificate Manager keeps the previous version.
-func (i Instance) Reimport(ctx context.Context, id string, m engine.Material) (*engine.Certificate, error) {
-	c, err := i.Client.Reimport(ctx, id, fromMaterial(m))
-	if err != nil {
-		return nil, err
-	}
-	ec := ToEngine(*c)
-	return &ec, nil
+func (i Instance) Reimport(ctx context.Context, id string, m engine.Material) error {
+	_, err := i.Client.Reimport(ctx, id, fromMaterial(m))
+	return err
 }
 
 // UpdateLabels sets the copy's name and description (with the marker).

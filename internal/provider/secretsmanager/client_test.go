@@ -104,7 +104,7 @@ func TestWrongInstanceIDs(t *testing.T) {
 			_, err := bk.Metadata(ctxT(t), id)
 			require.Error(t, err)
 			assert.ErrorIs(t, err, engine.ErrNotSent)
-			_, err = bk.Reimport(ctxT(t), id, engine.Material{Certificate: "x"})
+			err = bk.Reimport(ctxT(t), id, engine.Material{Certificate: "x"})
 			assert.ErrorIs(t, err, engine.ErrNotSent)
 		})
 	}
@@ -156,7 +156,7 @@ func TestRetries(t *testing.T) {
 			func(f *fixture, _ string) error { _, err := f.backup().Import(ctxT(f.t), labels, mat); return err }, true, 2, false, true},
 		{"reimport, 502 after it is done", smsim.Fault{Status: 502, AfterOp: true, Times: 1}, smsim.OpCreateVersion,
 			func(f *fixture, id string) error {
-				_, err := f.backup().Reimport(ctxT(f.t), id, engine.Material{Certificate: renewed.CertPEM, PrivateKey: renewed.KeyPEM, Intermediate: renewed.Intermediate})
+				err := f.backup().Reimport(ctxT(f.t), id, engine.Material{Certificate: renewed.CertPEM, PrivateKey: renewed.KeyPEM, Intermediate: renewed.Intermediate})
 				return err
 			}, false, 1, true, true},
 		{"update after 503 once (idempotent)", smsim.Fault{Status: 503, Times: 1}, smsim.OpUpdateMetadata,

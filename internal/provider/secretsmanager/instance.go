@@ -11,7 +11,6 @@ import (
 	sm "github.com/IBM/secrets-manager-go-sdk/v2/secretsmanagerv2"
 
 	"github.com/certbackup/certbackup/internal/engine"
-	"github.com/certbackup/certbackup/internal/pemutil"
 )
 
 // Instance adapts one Secrets Manager instance to engine.Source and engine.Target.
@@ -136,31 +135,15 @@ func (i Instance) Import(ctx context.Context, l engine.Labels, m engine.Material
 
 // Reimport adds a version holding m to copy id; the previous version stays (Secrets
 // Manager keeps current and previous with their data). It is never resent (except
-// after a 429). The returned certificate is the copy's metadata read after the write;
-// if that read fails, it is what the version's answer and m tell (no description, no
-// marker), and the error is nil: the write was made.
-func (i Instance) Reimport(ctx context.Context, id string, m engine.Material) (*engine.Certificate, error) {
+// after a 429). One call: the engine reads the copy back itself.
+func (i Instance) Reimport(ctx context.Context, id string, m engine.Material) error {
 	proto := &sm.ImportedCertificateVersionPrototype{
 		Certificate:  core.StringPtr(m.Certificate),
 		Intermediate: optional(m.Intermediate),
 		PrivateKey:   optional(m.PrivateKey),
 	}
-	ver, err := i.Client.createVersion(ctx, i.CRN, id, proto)
-	if err != nil {
-		return nil, err
-	}
-	if c, err := i.Metadata(ctx, id); err == nil {
-		return c, nil
-	}
-	c := engine.Certificate{ID: id, Name: ver.SecretName, SerialNumber: ver.SerialNumber, State: engine.Active}
-	if ver.Validity != nil {
-		c.NotBefore, c.NotAfter = ver.Validity.NotBefore.UTC(), ver.Validity.NotAfter.UTC()
-	}
-	if leaf, err := pemutil.ParseCertificate(m.Certificate); err == nil {
-		md := pemutil.MetadataOf(leaf)
-		c.Domains, c.Issuer = md.Domains, md.Issuer
-	}
-	return &c, nil
+	_, err := i.Client.createVersion(ctx, i.CRN, id, proto)
+	return err
 }
 
 // UpdateLabels sets the copy's name, description and marker (custom_metadata, and
