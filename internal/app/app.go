@@ -265,7 +265,7 @@ func (u unusable) Download(context.Context, string) (*engine.Downloaded, error) 
 func (u unusable) Import(context.Context, engine.Labels, engine.Material) (*engine.Certificate, error) {
 	return nil, u.err
 }
-func (u unusable) Reimport(context.Context, string, engine.Material) error { return u.err }
+func (u unusable) Reimport(context.Context, string, engine.Material) error   { return u.err }
 func (u unusable) UpdateLabels(context.Context, string, engine.Labels) error { return u.err }
 func (u unusable) Delete(context.Context, string) error                      { return u.err }
 

@@ -51,7 +51,7 @@ const (
 	// rotation does in a warm process, instead of the benchmark's own previous
 	// iterations. A replay (two calls) never comes near the ceiling: 60 ms.
 	isolated = window + 10*time.Millisecond
-	mib  = 1 << 20
+	mib      = 1 << 20
 )
 
 // benchCA issues every test certificate; made on first use, never in init.
