@@ -188,7 +188,7 @@ func faultKinds() []fault {
 		{"503", smsim.Fault{Status: http.StatusServiceUnavailable}},
 		{"500 after the write", smsim.Fault{Status: http.StatusInternalServerError, AfterOp: true}},
 		{"connection reset", smsim.Fault{Drop: true}},
-		{"timeout", smsim.Fault{Delay: 2400 * time.Millisecond}},
+		{"timeout", smsim.Fault{Delay: 3200 * time.Millisecond}}, // the client gives up after 1.6 s: a healthy call on a loaded machine has that long
 		{"412", smsim.Fault{Status: http.StatusPreconditionFailed}},
 	}
 }
