@@ -201,8 +201,8 @@ func BenchmarkCopy(b *testing.B) {
 }
 
 // BenchmarkCopyUnpaced is BenchmarkCopy for the pairs with a Secrets Manager instance,
-// with the client's ceiling raised to 1000 requests a second: the difference is what
-// the spacing of the requests costs one copy.
+// with the client's ceiling raised to 1000 requests a second: the difference is
+// what the limiter costs one copy.
 func BenchmarkCopyUnpaced(b *testing.B) {
 	benchCopy(b, 1000)
 }
