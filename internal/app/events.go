@@ -82,6 +82,9 @@ func (a *App) events(ctx context.Context, log *slog.Logger, req Request) Respons
 func (a *App) replicateBatch(ctx context.Context, log *slog.Logger, ids []string) ([]replicate.PairResult, []string) {
 	eng := *a.checkedEngine(ctx)
 	eng.Logger = log
+	if len(ids) > 1 {
+		eng.Batch = replicate.NewBatch() // one listing of each backup for the whole batch
+	}
 	results := make([][]replicate.PairResult, len(ids))
 	started := make([]bool, len(ids))
 	sem := make(chan struct{}, eventsConcurrency)

@@ -125,6 +125,9 @@ func (a *App) replicateAll(ctx context.Context, log *slog.Logger, ids []string, 
 	// the process's cache of copy locations.
 	eng := *a.checkedEngine(ctx)
 	eng.Logger = log
+	if len(ids) > 1 {
+		eng.Batch = replicate.NewBatch() // one listing of each backup for the whole notification
+	}
 	var pairs []replicate.PairResult
 	for _, id := range ids {
 		log.Info("replicating", slog.String("source_crn", id))

@@ -139,7 +139,21 @@ func (j *copyJob) find(ctx context.Context) error {
 			return err
 		}
 	}
-	return j.list(ctx)
+	return j.lookUp(ctx)
+}
+
+// lookUp finds the copy the first time: in the batch's listing when the engine copies
+// a batch, else in a fresh one.
+func (j *copyJob) lookUp(ctx context.Context) error {
+	if j.e.Batch == nil {
+		return j.list(ctx)
+	}
+	ix, err := j.e.Batch.index(ctx, j.e.Owner, j.t)
+	if err != nil {
+		return err
+	}
+	j.found = ix.Lookup(j.subj)
+	return nil
 }
 
 // list finds the copy in a fresh listing of the backup.

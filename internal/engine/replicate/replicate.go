@@ -63,6 +63,9 @@ type Engine struct {
 	// Owner proves the markers certbackup writes and checks the ones it reads.
 	// Required.
 	Owner *match.Owner
+	// Batch, when set, shares one listing of each backup among the certificates
+	// copied with this engine (set it on a copy of the engine for one notification).
+	Batch *Batch
 }
 
 // subject reads a source certificate with the ownership rule.
