@@ -95,6 +95,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	instances map[crn.Instance]*instanceState
+	fresh     freshLabels // the labels of copies just created, for the proof's patch
 }
 
 // instanceState is what the client keeps per instance: its SDK service, its rate

@@ -129,7 +129,9 @@ func (i Instance) Import(ctx context.Context, l engine.Labels, m engine.Material
 		}
 		return nil, err
 	}
-	c := toEngine(v, secretCRN(i.CRN, v), i.Client.now())
+	id := secretCRN(i.CRN, v)
+	i.Client.fresh.put(id, v, i.Client.now())
+	c := toEngine(v, id, i.Client.now())
 	return &c, nil
 }
 
@@ -149,12 +151,16 @@ func (i Instance) Reimport(ctx context.Context, id string, m engine.Material) er
 // UpdateLabels sets the copy's name, description and marker (custom_metadata, and
 // Label) without touching its material. It reads the metadata first and patches only
 // what differs, keeping the user's other labels and custom_metadata keys; a marker key
-// to remove is sent as null, which a JSON merge patch deletes.
+// to remove is sent as null, which a JSON merge patch deletes. Right after this
+// client created the copy, the create's answer stands for the read (freshFor).
 func (i Instance) UpdateLabels(ctx context.Context, id string, l engine.Labels) error {
 	l = FitLabels(l)
-	cur, err := i.Client.getMetadata(ctx, i.CRN, id)
-	if err != nil {
-		return err
+	cur, ok := i.Client.fresh.take(id, i.Client.now())
+	if !ok {
+		var err error
+		if cur, err = i.Client.getMetadata(ctx, i.CRN, id); err != nil {
+			return err
+		}
 	}
 	patch := labelsPatch(cur, l)
 	if len(patch) == 0 {

@@ -1,10 +1,13 @@
 package secretsmanager_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/certbackup/certbackup/internal/crn"
+	"github.com/certbackup/certbackup/internal/devtools/simiam"
 	"github.com/certbackup/certbackup/internal/devtools/smsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
 	"github.com/certbackup/certbackup/internal/engine"
@@ -589,4 +594,62 @@ func TestRateLimit(t *testing.T) {
 		wg.Wait()
 		assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond)
 	})
+}
+
+// TestProofPatchAfterImportNeedsNoRead: the engine patches a new copy's proof right
+// after importing it; the create's answer stands for the read then (one call: the
+// patch), once. A later UpdateLabels reads first and keeps a label the user added.
+func TestProofPatchAfterImportNeedsNoRead(t *testing.T) {
+	f := setup(t)
+	ctx := ctxT(t)
+	bk := f.backup()
+	importing := engine.Labels{Name: "fresh", Description: "d", Marker: engine.Marker{Source: rootCRN, Proof: "import-proof"}}
+	imported, err := bk.Import(ctx, importing, material(testCA.MustIssue("fresh.example.com")))
+	require.NoError(t, err)
+
+	f.sim.ResetLog()
+	byID := engine.LabelsOf(*imported)
+	byID.Marker.Proof = "id-proof"
+	require.NoError(t, bk.UpdateLabels(ctx, imported.ID, byID))
+	assert.Equal(t, 1, f.sim.Count("", f.bk), "the patch alone")
+	assert.Equal(t, 1, f.sim.Count(smsim.OpUpdateMetadata, f.bk))
+	s := f.get(f.bk, imported.ID)
+	assert.Equal(t, "id-proof", s.CustomMetadata[secretsmanager.MetadataProof])
+	assert.Equal(t, []string{secretsmanager.Label}, s.Labels)
+
+	// The user labels the copy; the next update reads, and keeps the label.
+	userLabels(t, f, imported.ID, []string{secretsmanager.Label, "team-a"})
+	f.sim.ResetLog()
+	renamed := byID
+	renamed.Name = "fresh-2"
+	require.NoError(t, bk.UpdateLabels(ctx, imported.ID, renamed))
+	assert.Equal(t, 1, f.sim.Count(smsim.OpGetMetadata, f.bk), "not fresh any more: read first")
+	s = f.get(f.bk, imported.ID)
+	assert.Equal(t, bk.Fit(renamed).Name, s.Name)
+	assert.ElementsMatch(t, []string{secretsmanager.Label, "team-a"}, s.Labels)
+}
+
+// userLabels sets a secret's labels as its owner would, through the API with the
+// Manager key (a JSON merge patch replaces the array).
+func userLabels(t *testing.T, f *fixture, secret string, labels []string) {
+	t.Helper()
+	form := url.Values{"grant_type": {simiam.APIKeyGrant}, "apikey": {keyManager}}
+	resp, err := http.PostForm(f.srv.IAMURL()+"/identity/token", form)
+	require.NoError(t, err)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	_ = resp.Body.Close()
+	p, err := crn.ParseSecret(secret)
+	require.NoError(t, err)
+	body, _ := json.Marshal(map[string]any{"labels": labels})
+	req, err := http.NewRequest(http.MethodPatch, f.srv.InstanceURL(f.bk)+"/api/v2/secrets/"+p.SecretID+"/metadata", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Content-Type", "application/merge-patch+json")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
