@@ -2,6 +2,7 @@ package ibmapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -92,6 +93,7 @@ func Dial(s Settings) (*Conn, error) {
 			tr.MaxIdleConnsPerHost = MaxIdleConnsPerHost
 		}
 	}
+	atLeastTLS12(hc)
 	auth, err := core.NewIamAuthenticatorBuilder().
 		SetApiKey(s.APIKey).
 		SetURL(strings.TrimRight(s.IAMURL, "/")).
@@ -102,6 +104,21 @@ func Dial(s Settings) (*Conn, error) {
 		return nil, errors.New("the API key is not valid for IAM (empty or quoted)")
 	}
 	return &Conn{Settings: s, Auth: auth, HTTP: hc}, nil
+}
+
+// atLeastTLS12 does to hc's transport what go-sdk-core's SetHTTPClient does, which it
+// cannot do through a wrapping transport (Secrets Manager's rate limit): TLS 1.2 at least,
+// before any request (the IAM token's included).
+func atLeastTLS12(hc *http.Client) {
+	tr, ok := hc.Transport.(*http.Transport)
+	if !ok {
+		return
+	}
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else if tr.TLSClientConfig.MinVersion < tls.VersionTLS12 {
+		tr.TLSClientConfig.MinVersion = tls.VersionTLS12
+	}
 }
 
 func or[T comparable](v, def T) T {

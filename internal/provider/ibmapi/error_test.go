@@ -102,12 +102,3 @@ func TestUndecodable(t *testing.T) {
 	assert.True(t, engine.IsAmbiguous(created))
 	assert.Contains(t, created.Error(), "status 201 Created: the response could not be decoded")
 }
-
-func TestValidateEndpoint(t *testing.T) {
-	for _, ok := range []string{"https://eu-de.certificate-manager.cloud.ibm.com", "http://127.0.0.1:8080/x", "http://localhost:1", "http://[::1]:9"} {
-		assert.NoError(t, ValidateEndpoint(ok), ok)
-	}
-	for _, bad := range []string{"http://example.com", "ftp://x", "https://u:p@x", "not a url", "http://10.0.0.1"} {
-		assert.Error(t, ValidateEndpoint(bad), bad)
-	}
-}
