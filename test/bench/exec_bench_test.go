@@ -14,7 +14,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -189,28 +188,6 @@ func run(tb testing.TB, p *owproxy.Process, params map[string]any, action string
 	return out
 }
 
-// peakRSS is the process's peak resident set (VmHWM) in bytes.
-func peakRSS(tb testing.TB, pid int) int64 {
-	tb.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	tb.Fatal("no VmHWM in /proc/<pid>/status")
-	return 0
-}
-
 // cpuTime is the CPU time (user and system, every thread) the process has used, from
 // /proc/<pid>/stat in clock ticks of 10 ms (USER_HZ is 100 on Linux).
 func cpuTime(tb testing.TB, pid int) time.Duration {
@@ -289,7 +266,7 @@ func BenchmarkColdStart(b *testing.B) {
 		ack += p.AckLatency()
 		first += p.AckLatency() + elapsed
 		calls += w.sim.Count("", "")
-		hwm = max(hwm, peakRSS(b, p.Pid()))
+		hwm = max(hwm, harness.PeakRSS(b, p.Pid()))
 		_ = p.Close()
 		b.StartTimer()
 	}
@@ -337,7 +314,7 @@ func BenchmarkExecReconcile1000(b *testing.B) {
 				calls += w.sim.Count("", "")
 				conns += int(w.conns.Load())
 				cpu += cpuTime(b, p.Pid()) - cpu0
-				hwm = max(hwm, peakRSS(b, p.Pid()))
+				hwm = max(hwm, harness.PeakRSS(b, p.Pid()))
 				_ = p.Close()
 				b.StartTimer()
 			}

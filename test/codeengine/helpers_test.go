@@ -139,26 +139,9 @@ type process struct {
 	cmd    *exec.Cmd
 	url    string
 	addr   string
-	out    *syncBuffer
+	out    *harness.Buffer
 	exited chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freePort(t testing.TB) int {
@@ -179,7 +162,7 @@ func start(t testing.TB, env map[string]string, args ...string) *process {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 	}
-	p := &process{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{cmd: cmd, out: &harness.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	require.NoError(t, cmd.Start())
 	go func() {

@@ -202,7 +202,7 @@ func (w *world) step(t *testing.T, what, source string, backups ...string) *reco
 	assert.Empty(t, rep.Conflicts, "%s: no conflict left", what)
 	assert.Zero(t, rep.Counts[reconcile.Deleted]+rep.Counts[reconcile.Deduplicated], "%s: nothing deleted", what)
 	code, v := command(t, vars, "verify")
-	assert.Equal(t, cli.ExitOK, code, "%s: verify exits 0: %s", what, planSummary(v.Plan))
+	assert.Equal(t, cli.ExitOK, code, "%s: verify exits 0: %s", what, harness.PlanSummary(v.Plan))
 	assert.True(t, v.Match, "%s: verify matches", what)
 	w.check(t, what, append([]string{source}, backups...)...)
 	w.sameNames(t, what, source, backups...)
@@ -339,7 +339,7 @@ func (w *world) failback(t *testing.T, promoted string, others ...string) {
 	// there is nothing left over (check counted every instance).
 	code, plan := command(t, w.env(w.S, append([]string{w.B}, others...)...), "reconcile", "--dry-run", "--prune")
 	require.Equal(t, cli.ExitOK, code)
-	assert.Zero(t, plan.Plan.Work(), "nothing left to do, nothing to prune: %s", planSummary(plan.Plan))
+	assert.Zero(t, plan.Plan.Work(), "nothing left to do, nothing to prune: %s", harness.PlanSummary(plan.Plan))
 	assert.Zero(t, w.sim.Carried(cmsim.OpDelete, ""), "no certificate was deleted anywhere in the whole cycle")
 }
 
@@ -511,20 +511,4 @@ func TestFailoverWithRotatedKey(t *testing.T) {
 	w.up()
 	w.step(t, "(d) failback with the new key", w.N, w.S)
 	w.step(t, "(d) S is the source again", w.S, w.B)
-}
-
-// planSummary is a plan's counts and the steps that write, one short line each, for a
-// failure message.
-func planSummary(p *reconcile.PlanResult) string {
-	if p == nil {
-		return "no plan"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%v", p.Counts)
-	for _, s := range p.Steps {
-		if s.Action.Writes() {
-			fmt.Fprintf(&b, "\n  %s %q in %s: %s (conflicts %d, duplicates %d)", s.Action, s.Name, s.Backup, s.Reason, len(s.Conflicts), len(s.Duplicates))
-		}
-	}
-	return b.String()
 }

@@ -9,7 +9,6 @@ package faults
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"testing"
 
@@ -26,27 +25,7 @@ import (
 // computing: unless -parallel is given, they run 8 at a time instead of GOMAXPROCS.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		_ = flag.Set("test.parallel", "8")
-	}
+	harness.DefaultParallel(8)
 	code := m.Run()
-	if leaks := scanCollected(); len(leaks) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: %d secret(s) in the action's logs or results:\n", len(leaks))
-		for _, l := range leaks {
-			fmt.Fprintf(os.Stderr, "  %s: %s\n", l.Kind, l.Excerpt)
-		}
-		code = 1
-	}
-	os.Exit(code)
-}
-
-func scanCollected() []harness.Leak {
-	// The scanner must see what it is meant to see, or a clean scan proves nothing.
-	probe := "a eyJhbGciOiJSUzI1NiJ9.eyJpbnN0YW5jZV9jcm4iOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl b"
-	if len(harness.FindSecrets(probe, nil, nil, nil)) == 0 {
-		return []harness.Leak{{Kind: "scanner", Excerpt: "harness.FindSecrets missed a planted JWT"}}
-	}
-	return harness.Scan(harness.Collected())
+	os.Exit(harness.ExitCode(code, harness.ScanSecrets(harness.Collected()), "the action's logs or results"))
 }

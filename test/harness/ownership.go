@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/certbackup/certbackup/internal/devtools/owproxy"
 	"github.com/certbackup/certbackup/internal/engine"
 	"github.com/certbackup/certbackup/internal/engine/match"
+	"github.com/certbackup/certbackup/internal/engine/reconcile"
 	"github.com/certbackup/certbackup/internal/provider/cms"
 )
 
@@ -182,4 +184,20 @@ func (s *Stack) NotifyRaw(token string) (int, []byte) {
 	s.tb.Helper()
 	b, _ := json.Marshal(map[string]string{"data": token})
 	return s.PostTo(s.WebURL, b)
+}
+
+// PlanSummary is a plan's counts and the steps that write, one short line each, for a
+// failure message.
+func PlanSummary(p *reconcile.PlanResult) string {
+	if p == nil {
+		return "no plan"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v", p.Counts)
+	for _, s := range p.Steps {
+		if s.Action.Writes() {
+			fmt.Fprintf(&b, "\n  %s %q in %s: %s (conflicts %d, duplicates %d)", s.Action, s.Name, s.Backup, s.Reason, len(s.Conflicts), len(s.Duplicates))
+		}
+	}
+	return b.String()
 }

@@ -103,7 +103,7 @@ func TestWriterCannotTurnMarkersIntoWrites(t *testing.T) {
 
 			// And the next run finds nothing to do: the claims are not "repaired" later.
 			code, v := run(t, e.cliEnv(e.s.APIKey), "verify")
-			assert.Equal(t, 0, code, "verify after the attack: %s", planSummary(v.Plan))
+			assert.Equal(t, 0, code, "verify after the attack: %s", harness.PlanSummary(v.Plan))
 		})
 	}
 }

@@ -345,19 +345,3 @@ func tokenBody(token string) []byte {
 func engineDescription(c cmsim.StoredCertificate) string {
 	return harness.EngineCertificate(c).Description
 }
-
-// planSummary is a plan's counts and the steps that write, one short line each, for a
-// failure message.
-func planSummary(p *reconcile.PlanResult) string {
-	if p == nil {
-		return "no plan"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%v", p.Counts)
-	for _, s := range p.Steps {
-		if s.Action.Writes() {
-			fmt.Fprintf(&b, "\n  %s %q in %s: %s (conflicts %d, duplicates %d)", s.Action, s.Name, s.Backup, s.Reason, len(s.Conflicts), len(s.Duplicates))
-		}
-	}
-	return b.String()
-}

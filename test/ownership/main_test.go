@@ -18,7 +18,6 @@ package ownership
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"testing"
 
@@ -33,23 +32,7 @@ import (
 // processes: unless -parallel is given, they run 6 at a time instead of GOMAXPROCS.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		_ = flag.Set("test.parallel", "6")
-	}
+	harness.DefaultParallel(6)
 	code := m.Run()
-	probe := "a eyJhbGciOiJSUzI1NiJ9.eyJpbnN0YW5jZV9jcm4iOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl b"
-	if len(harness.FindSecrets(probe, nil, nil, nil)) == 0 {
-		fmt.Fprintln(os.Stderr, "FAIL: harness.FindSecrets missed a planted JWT; the scan proves nothing")
-		os.Exit(1)
-	}
-	if leaks := harness.Scan(harness.Collected()); len(leaks) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: %d secret(s) in the action's or the command's output:\n", len(leaks))
-		for _, l := range leaks {
-			fmt.Fprintf(os.Stderr, "  %s: %s\n", l.Kind, l.Excerpt)
-		}
-		code = 1
-	}
-	os.Exit(code)
+	os.Exit(harness.ExitCode(code, harness.ScanSecrets(harness.Collected()), "the action's or the command's output"))
 }

@@ -247,7 +247,7 @@ func TestOwnershipKeyRotation(t *testing.T) {
 	vars["OWNERSHIP_KEY"] = ownership
 	e.s.Sim.ResetLog()
 	code, rep = run(t, vars, "verify")
-	assert.Equal(t, cli.ExitOK, code, "the copies still match with the new API key: %s", planSummary(rep.Plan))
+	assert.Equal(t, cli.ExitOK, code, "the copies still match with the new API key: %s", harness.PlanSummary(rep.Plan))
 	code, rep = run(t, vars, "reconcile", "--prune")
 	require.Equal(t, cli.ExitOK, code)
 	web := e.s.WebAction(map[string]any{"apikey": rotated.key, "ownership_key": ownership})

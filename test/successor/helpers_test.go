@@ -513,30 +513,12 @@ func command(t testing.TB, env map[string]string, args ...string) (int, *reconci
 	return code, &rep, errb.String()
 }
 
-// logBuffer is a slog destination that keeps everything for the scan.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // core is the runtime-neutral App over this world, as a runtime builds it from its
 // parameters (params over the world's), with fast retries when fast is set. Its log and
 // every answer are collected for the scan.
 type core struct {
 	app *app.App
-	log *logBuffer
+	log *harness.Buffer
 	w   *world
 }
 
@@ -550,7 +532,7 @@ func (w *world) core(t testing.TB, mode string, params map[string]any, d app.Dep
 	maps.Copy(p, params)
 	cfg, err := config.Parse(p)
 	require.NoError(t, err)
-	lb := &logBuffer{}
+	lb := &harness.Buffer{}
 	d.Logger = slog.New(slog.NewJSONHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := app.New(cfg, d)
 	require.NoError(t, err)

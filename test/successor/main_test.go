@@ -27,7 +27,6 @@ package successor
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"testing"
 
@@ -38,23 +37,7 @@ import (
 // computing: unless -parallel is given, they run 8 at a time instead of GOMAXPROCS.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		_ = flag.Set("test.parallel", "8")
-	}
+	harness.DefaultParallel(8)
 	code := m.Run()
-	probe := "a eyJhbGciOiJSUzI1NiJ9.eyJpbnN0YW5jZV9jcm4iOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl b"
-	leaks := harness.Scan(harness.Collected())
-	if len(harness.FindSecrets(probe, nil, nil, nil)) == 0 {
-		leaks = append(leaks, harness.Leak{Kind: "scanner", Excerpt: "harness.FindSecrets missed a planted JWT"})
-	}
-	if len(leaks) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: %d secret(s) in the product's logs, answers or reports:\n", len(leaks))
-		for _, l := range leaks {
-			fmt.Fprintf(os.Stderr, "  %s: %s\n", l.Kind, l.Excerpt)
-		}
-		code = 1
-	}
-	os.Exit(code)
+	os.Exit(harness.ExitCode(code, harness.ScanSecrets(harness.Collected()), "the product's logs, answers or reports"))
 }

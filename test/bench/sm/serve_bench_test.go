@@ -3,7 +3,6 @@
 package sm
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/certbackup/certbackup/internal/devtools/smsim"
 	"github.com/certbackup/certbackup/internal/devtools/testpki"
+	"github.com/certbackup/certbackup/test/harness"
 )
 
 // serveBinary is ./function built exactly as the Dockerfile builds it (static,
@@ -98,28 +98,6 @@ func (s *served) stop(tb testing.TB) {
 	case <-time.After(15 * time.Second):
 		tb.Fatal("serve did not stop within 15 s")
 	}
-}
-
-// vmHWM is the process's peak resident set (VmHWM of /proc/<pid>/status) in bytes.
-func vmHWM(tb testing.TB, pid int) int64 {
-	tb.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	tb.Fatal("no VmHWM in /proc/<pid>/status")
-	return 0
 }
 
 // BenchmarkServeBatch100 runs the Code Engine application (`exec serve`, built as the
@@ -213,7 +191,7 @@ func BenchmarkServeBatch100(b *testing.B) {
 		if !done {
 			b.Fatal("not every secret copied after 10 requests")
 		}
-		hwm = max(hwm, vmHWM(b, s.cmd.Process.Pid))
+		hwm = max(hwm, harness.PeakRSS(b, s.cmd.Process.Pid))
 		s.stop(b)
 		b.StartTimer()
 	}
